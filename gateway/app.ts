@@ -1,0 +1,56 @@
+// The HTTP application: a tree of plugins. External plugins first (docs), then the routes, each given its deps.
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Deps } from './domain/deps.js';
+import { toHttpError } from './errors.js';
+import { validatorCompiler } from './http/validation.js';
+import campaigns from './routes/campaigns.js';
+import checkins from './routes/checkins.js';
+import deliveries from './routes/deliveries.js';
+import health from './routes/health.js';
+import members from './routes/members.js';
+import redemptions from './routes/redemptions.js';
+import stores from './routes/stores.js';
+
+const BODY_LIMIT_BYTES = 64 * 1024;
+
+export async function buildApp(deps: Deps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: deps.config.logLevel === 'silent' ? false : { level: deps.config.logLevel },
+    bodyLimit: BODY_LIMIT_BYTES,
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler());
+  // Every body is JSON; anything else gets 415 rather than a confusing schema error.
+  app.removeContentTypeParser('text/plain');
+
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body } = toHttpError(err);
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    return reply.code(status).send(body);
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } }),
+  );
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Proximity marketing gateway',
+        version: '0.1.0',
+        description: 'Consent-first presence, campaign decisions, offers by SMS and coupon redemption. Errors carry a stable `error.code`.',
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  for (const routes of [health, stores, campaigns, members, checkins, redemptions, deliveries]) {
+    await app.register(routes, { deps });
+  }
+  return app;
+}

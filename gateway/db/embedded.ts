@@ -1,0 +1,68 @@
+// The embedded default: PGlite persisted on disk, served to the same `pg` code through a private Unix socket.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { poolDatabase, type Database } from './database.js';
+
+// PGlite serialises all work on one backend; more connections only queue inside the socket server.
+const CONNECTIONS = 4;
+
+function takeLock(lockFile: string): () => void {
+  try {
+    fs.writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
+  } catch {
+    const holder = Number(fs.readFileSync(lockFile, 'utf8'));
+    if (holder && holder !== process.pid && isAlive(holder)) {
+      throw new Error(`the embedded database in ${path.dirname(lockFile)} is in use by process ${holder}`);
+    }
+    fs.writeFileSync(lockFile, String(process.pid)); // stale lock from a process that is gone
+  }
+  return () => fs.rmSync(lockFile, { force: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function openEmbedded(dataDir: string, schema: string): Promise<Database> {
+  const dbDir = path.join(dataDir, 'pgdata');
+  fs.mkdirSync(dbDir, { recursive: true });
+  const unlock = takeLock(path.join(dataDir, 'embedded-db.lock'));
+  // Unix socket in a fresh 0700 directory: only this user can reach the database, and no TCP port is taken.
+  const socketDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgw-'));
+  let db: PGlite | undefined;
+  let server: PGLiteSocketServer | undefined;
+  try {
+    db = await PGlite.create(dbDir);
+    server = new PGLiteSocketServer({ db, path: path.join(socketDir, '.s.PGSQL.5432'), maxConnections: CONNECTIONS });
+    await server.start();
+    const pool = new pg.Pool({ host: socketDir, port: 5432, user: 'postgres', database: 'postgres', max: CONNECTIONS });
+    pool.on('error', () => {});
+    const stopServer = server;
+    const closeDb = db;
+    const database = poolDatabase(pool, 'embedded', async () => {
+      await stopServer.stop();
+      await closeDb.close();
+      fs.rmSync(socketDir, { recursive: true, force: true });
+      unlock();
+    });
+    await database.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    // Every pooled connection is multiplexed onto the one PGlite session, so one SET serves them all.
+    await database.query(`SET search_path TO ${schema}`);
+    return database;
+  } catch (err) {
+    await server?.stop().catch(() => {});
+    await db?.close().catch(() => {});
+    fs.rmSync(socketDir, { recursive: true, force: true });
+    unlock();
+    throw err;
+  }
+}

@@ -1,0 +1,80 @@
+// The gateway's side of the consent ledger: append events with their evidence, read them back in order.
+import { consentState, type ConsentAction, type ConsentEvent, type ConsentSource, type ConsentState, type Purpose } from '../../consent/index.js';
+import type { Sql } from '../db/database.js';
+
+export interface ConsentRecord extends ConsentEvent {
+  id: number;
+  actor: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  recordedAt: Date;
+}
+
+export interface NewConsentEvent {
+  purpose: Purpose;
+  action: ConsentAction;
+  source: ConsentSource;
+  occurredAt: Date;
+  noticeVersion?: string;
+  actor?: string;
+  ip?: string;
+  userAgent?: string;
+}
+
+interface Row {
+  id: number;
+  purpose: Purpose;
+  action: ConsentAction;
+  source: ConsentSource;
+  notice_version: string | null;
+  actor: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  occurred_at: Date;
+  recorded_at: Date;
+}
+
+const toRecord = (r: Row): ConsentRecord => ({
+  id: r.id,
+  purpose: r.purpose,
+  action: r.action,
+  source: r.source,
+  noticeVersion: r.notice_version,
+  actor: r.actor,
+  ip: r.ip,
+  userAgent: r.user_agent,
+  occurredAt: r.occurred_at,
+  recordedAt: r.recorded_at,
+});
+
+export async function appendConsent(db: Sql, memberId: string, e: NewConsentEvent): Promise<ConsentRecord> {
+  const [row] = await db.query<Row>(
+    `INSERT INTO consent_events (member_id, purpose, action, source, notice_version, actor, ip, user_agent, occurred_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+    [memberId, e.purpose, e.action, e.source, e.noticeVersion ?? null, e.actor ?? null, e.ip ?? null, e.userAgent ?? null, e.occurredAt],
+  );
+  return toRecord(row!);
+}
+
+/** Every event of a member, in the order they were recorded. */
+export async function consentHistory(db: Sql, memberId: string): Promise<ConsentRecord[]> {
+  const rows = await db.query<Row>('SELECT * FROM consent_events WHERE member_id = $1 ORDER BY id', [memberId]);
+  return rows.map(toRecord);
+}
+
+export async function currentConsent(db: Sql, memberId: string): Promise<ConsentState> {
+  return consentState(await consentHistory(db, memberId));
+}
+
+/** The API's view of consent state: instants as ISO strings. */
+export type ConsentStateView = Record<Purpose, { granted: boolean; since: string | null; source: ConsentSource | null }>;
+
+export function consentStateView(state: ConsentState): ConsentStateView {
+  return Object.fromEntries(
+    Object.entries(state).map(([purpose, s]) => [purpose, { ...s, since: s.since?.toISOString() ?? null }]),
+  ) as ConsentStateView;
+}
+
+export function consentRecordView(r: ConsentRecord) {
+  return { ...r, noticeVersion: r.noticeVersion ?? null, occurredAt: r.occurredAt.toISOString(), recordedAt: r.recordedAt.toISOString() };
+}

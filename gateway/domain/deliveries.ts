@@ -1,0 +1,105 @@
+// The SMS worker: one job per delivery row; consent is checked again at the last moment before sending.
+import { checkConsent } from '../../consent/index.js';
+import { AppError } from '../errors.js';
+import type { Sql } from '../db/database.js';
+import { TerminalJobError, type JobContext } from '../queue/jobs.js';
+import { SmsSendError } from '../sms/sender.js';
+import { OFFER_FRESHNESS_S } from './checkins.js';
+import { currentConsent } from './consents.js';
+import type { Deps } from './deps.js';
+
+export type DeliveryStatus = 'queued' | 'sent' | 'failed' | 'cancelled';
+
+export interface Delivery {
+  id: string;
+  decisionId: string;
+  memberId: string;
+  channel: 'sms' | 'push';
+  status: DeliveryStatus;
+  statusReason: string | null;
+  providerId: string | null;
+  errorCode: string | null;
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+interface Row {
+  id: string;
+  decision_id: string;
+  member_id: string;
+  channel: 'sms' | 'push';
+  body: string;
+  status: DeliveryStatus;
+  status_reason: string | null;
+  provider_id: string | null;
+  error_code: string | null;
+  attempts: number;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const toDelivery = (r: Row): Delivery => ({
+  id: r.id,
+  decisionId: r.decision_id,
+  memberId: r.member_id,
+  channel: r.channel,
+  status: r.status,
+  statusReason: r.status_reason,
+  providerId: r.provider_id,
+  errorCode: r.error_code,
+  attempts: r.attempts,
+  createdAt: r.created_at.toISOString(),
+  updatedAt: r.updated_at.toISOString(),
+});
+
+export async function getDelivery(db: Sql, id: string): Promise<Delivery> {
+  const [row] = await db.query<Row>('SELECT * FROM deliveries WHERE id = $1', [id]);
+  if (!row) throw new AppError('DELIVERY_NOT_FOUND', `delivery ${id} does not exist`);
+  return toDelivery(row);
+}
+
+async function finish(db: Sql, id: string, status: DeliveryStatus, fields: { reason?: string; providerId?: string; errorCode?: string }) {
+  await db.query(
+    `UPDATE deliveries SET status = $2, status_reason = $3, provider_id = COALESCE($4, provider_id), error_code = $5, updated_at = now()
+      WHERE id = $1 AND status = 'queued'`,
+    [id, status, fields.reason ?? null, fields.providerId ?? null, fields.errorCode ?? null],
+  );
+}
+
+export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: string }, ctx: JobContext): Promise<void> {
+  const { db } = deps;
+  const [row] = await db.query<Row & { phone_e164: string | null }>(
+    'SELECT d.*, m.phone_e164 FROM deliveries d JOIN members m ON m.id = d.member_id WHERE d.id = $1',
+    [deliveryId],
+  );
+  if (!row) throw new TerminalJobError(`delivery ${deliveryId} does not exist`, 'DELIVERY_NOT_FOUND');
+  if (row.status !== 'queued') return; // already settled by an earlier run of this job
+
+  const consent = checkConsent(await currentConsent(db, row.member_id), ['sms_marketing']);
+  if (!consent.allowed) return finish(db, row.id, 'cancelled', { reason: consent.reason });
+  if (!row.phone_e164) return finish(db, row.id, 'cancelled', { reason: 'NO_PHONE' });
+  const ageS = (deps.now().getTime() - row.created_at.getTime()) / 1000;
+  if (ageS >= OFFER_FRESHNESS_S) return finish(db, row.id, 'cancelled', { reason: 'STALE_OFFER' });
+
+  await db.query('UPDATE deliveries SET attempts = attempts + 1, updated_at = now() WHERE id = $1', [row.id]);
+  try {
+    const { providerId } = await deps.sms.send({ to: row.phone_e164, body: row.body, validitySeconds: Math.floor(OFFER_FRESHNESS_S - ageS) });
+    await finish(db, row.id, 'sent', { providerId });
+  } catch (err) {
+    const e = err instanceof SmsSendError ? err : new SmsSendError(String(err), true);
+    if (!e.retryable || ctx.attempt >= ctx.maxAttempts) {
+      await finish(db, row.id, 'failed', { reason: e.message, errorCode: e.code });
+      throw new TerminalJobError(e.message, e.code);
+    }
+    await db.query('UPDATE deliveries SET status_reason = $2, error_code = $3, updated_at = now() WHERE id = $1', [row.id, e.message, e.code ?? null]);
+    throw e;
+  }
+}
+
+/** Deliveries left 'queued' with no job (an enqueue that failed, a queue that lost its data): queue them again. */
+export async function requeueStranded(deps: Deps): Promise<number> {
+  const rows = await deps.db.query<{ id: string }>(`SELECT id FROM deliveries WHERE status = 'queued' ORDER BY created_at`);
+  for (const r of rows) await deps.queue.enqueue('sms.send', { deliveryId: r.id }, { jobId: r.id });
+  return rows.length;
+}

@@ -1,0 +1,94 @@
+// Every failure the gateway reports has a stable code; this registry is the one place that maps a code to HTTP.
+
+export const errorStatus = {
+  VALIDATION_FAILED: 400,
+  MALFORMED_JSON: 400,
+  PHONE_INVALID: 400,
+  NOT_FOUND: 404,
+  MEMBER_NOT_FOUND: 404,
+  STORE_NOT_FOUND: 404,
+  CAMPAIGN_NOT_FOUND: 404,
+  COUPON_NOT_FOUND: 404,
+  DELIVERY_NOT_FOUND: 404,
+  METHOD_NOT_ALLOWED: 405,
+  PHONE_TAKEN: 409,
+  COUPON_ALREADY_REDEEMED: 409,
+  COUPON_EXPIRED: 409,
+  COUPON_NOT_VALID_AT_STORE: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  RATE_LIMITED: 429,
+  INTERNAL: 500,
+  NOT_READY: 503,
+} as const;
+
+export type ErrorCode = keyof typeof errorStatus;
+
+/** An expected failure: its message and details are safe to show to the caller. */
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+
+  get status(): number {
+    return errorStatus[this.code];
+  }
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
+}
+
+// Fastify's own error codes for failures that are the caller's fault.
+const fastifyCodes: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'MALFORMED_JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'MALFORMED_JSON',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'VALIDATION_FAILED',
+  FST_ERR_VALIDATION: 'VALIDATION_FAILED',
+};
+
+interface ValidationIssue {
+  instancePath?: string;
+  message?: string;
+  params?: Record<string, unknown>;
+}
+
+function describeValidation(err: { validation?: ValidationIssue[]; validationContext?: string }) {
+  const where = err.validationContext ?? 'body';
+  return (err.validation ?? []).map((v) => {
+    const extra = v.params?.additionalProperty;
+    const field = `${where}${v.instancePath ?? ''}${typeof extra === 'string' ? `/${extra}` : ''}`;
+    return { field, problem: typeof extra === 'string' ? 'is not a known field' : (v.message ?? 'is invalid') };
+  });
+}
+
+/** Maps anything thrown while serving a request to a status and a body; 5xx bodies never carry internals. */
+export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
+  if (err instanceof AppError) {
+    const body: ErrorBody = { error: { code: err.code, message: err.message } };
+    if (err.details) body.error.details = err.details;
+    return { status: err.status, body };
+  }
+  const e = err as { code?: string; statusCode?: number; message?: string; validation?: ValidationIssue[] };
+  if (Array.isArray(e.validation)) {
+    const issues = describeValidation(e as never);
+    const first = issues[0];
+    const message = first ? `${first.field} ${first.problem}` : 'request is invalid';
+    return { status: 400, body: { error: { code: 'VALIDATION_FAILED', message, details: { issues } } } };
+  }
+  const mapped = e.code ? fastifyCodes[e.code] : undefined;
+  if (mapped) {
+    return { status: errorStatus[mapped], body: { error: { code: mapped, message: e.message ?? mapped } } };
+  }
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return { status: e.statusCode, body: { error: { code: 'VALIDATION_FAILED', message: e.message ?? 'bad request' } } };
+  }
+  return { status: 500, body: { error: { code: 'INTERNAL', message: 'internal error' } } };
+}

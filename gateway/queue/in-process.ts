@@ -1,0 +1,98 @@
+// The embedded default's queue: same contract as BullMQ, held in this process's memory.
+import type { JobHandlers, JobName, JobPayloads } from './jobs.js';
+import { TerminalJobError } from './jobs.js';
+import { backoffDelay, type DeadLetter, type EnqueueOptions, type JobQueue, type RetryPolicy } from './port.js';
+
+interface Job {
+  id: string;
+  name: JobName;
+  payload: unknown;
+  attempt: number;
+}
+
+export function inProcessQueue(policy: RetryPolicy, concurrency = 4): JobQueue {
+  const ready: Job[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  const known = new Set<string>(); // ids waiting, delayed or running
+  const dead: DeadLetter[] = [];
+  const running = new Set<Promise<void>>();
+  let handlers: JobHandlers | undefined;
+  let closed = false;
+  let seq = 0;
+
+  function later(job: Job, delayMs: number) {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      ready.push(job);
+      pump();
+    }, delayMs);
+    timers.add(timer);
+  }
+
+  function pump() {
+    while (handlers && !closed && running.size < concurrency && ready.length > 0) {
+      const job = ready.shift()!;
+      const run = execute(job).finally(() => {
+        running.delete(run);
+        pump();
+      });
+      running.add(run);
+    }
+  }
+
+  async function execute(job: Job) {
+    const handler = handlers![job.name] as (p: unknown, c: { attempt: number; maxAttempts: number }) => Promise<void>;
+    try {
+      await handler(job.payload, { attempt: job.attempt, maxAttempts: policy.attempts });
+      known.delete(job.id);
+    } catch (err) {
+      const terminal = err instanceof TerminalJobError;
+      if (!terminal && job.attempt < policy.attempts && !closed) {
+        later({ ...job, attempt: job.attempt + 1 }, backoffDelay(policy, job.attempt));
+        return;
+      }
+      known.delete(job.id);
+      dead.push({
+        id: job.id,
+        name: job.name,
+        payload: job.payload,
+        attempts: job.attempt,
+        error: err instanceof Error ? err.message : String(err),
+        failedAt: new Date().toISOString(),
+      });
+    }
+  }
+
+  return {
+    kind: 'in-process',
+    async enqueue<N extends JobName>(name: N, payload: JobPayloads[N], opts: EnqueueOptions = {}) {
+      if (closed) throw new Error('queue is closed');
+      const id = opts.jobId ?? `job-${++seq}`;
+      if (known.has(id)) return;
+      known.add(id);
+      const job: Job = { id, name, payload, attempt: 1 };
+      if (opts.delayMs && opts.delayMs > 0) later(job, opts.delayMs);
+      else {
+        ready.push(job);
+        pump();
+      }
+    },
+    startWorker(h) {
+      if (handlers) throw new Error('worker already started');
+      handlers = h;
+      pump();
+    },
+    async deadLetters(limit = 100) {
+      return dead.slice(-limit).reverse();
+    },
+    async ping() {
+      if (closed) throw new Error('queue is closed');
+    },
+    async close() {
+      closed = true;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      await Promise.allSettled([...running]);
+    },
+  };
+}

@@ -1,0 +1,24 @@
+// The one registry of job names and their payloads, shared by producers and workers.
+
+export interface JobPayloads {
+  /** Send the SMS of one delivery row; the row holds everything else. */
+  'sms.send': { deliveryId: string };
+}
+
+export type JobName = keyof JobPayloads;
+
+export interface JobContext {
+  /** 1 on the first try. */
+  attempt: number;
+  maxAttempts: number;
+}
+
+export type JobHandlers = { [N in JobName]: (payload: JobPayloads[N], ctx: JobContext) => Promise<void> };
+
+/** Thrown by a handler for a failure that retrying cannot fix: the job goes straight to the dead letters. */
+export class TerminalJobError extends Error {
+  constructor(message: string, readonly code?: string) {
+    super(message);
+    this.name = 'TerminalJobError';
+  }
+}

@@ -1,0 +1,12 @@
+import type { Config } from '../config.js';
+import { bullmqQueue } from './bullmq.js';
+import { inProcessQueue } from './in-process.js';
+import type { JobQueue } from './port.js';
+
+/** BullMQ on Redis when REDIS_URL is set, otherwise the in-process queue. */
+export function openQueue(config: Config): Promise<JobQueue> {
+  const policy = { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs };
+  return config.redisUrl
+    ? bullmqQueue(config.redisUrl, config.queuePrefix, policy)
+    : Promise.resolve(inProcessQueue(policy));
+}

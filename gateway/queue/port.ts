@@ -1,0 +1,38 @@
+import type { JobHandlers, JobName, JobPayloads } from './jobs.js';
+
+export interface EnqueueOptions {
+  /** Enqueueing the same id twice while the first is kept yields one job. */
+  jobId?: string;
+  delayMs?: number;
+}
+
+/** A job that failed for good, kept with its error until someone looks. */
+export interface DeadLetter {
+  id: string;
+  name: string;
+  payload: unknown;
+  attempts: number;
+  error: string;
+  failedAt: string;
+}
+
+export interface RetryPolicy {
+  attempts: number;
+  /** Delay before retry n is backoffMs * 2^(n-1). */
+  backoffMs: number;
+}
+
+export interface JobQueue {
+  readonly kind: 'bullmq' | 'in-process';
+  enqueue<N extends JobName>(name: N, payload: JobPayloads[N], opts?: EnqueueOptions): Promise<void>;
+  /** Starts consuming; call at most once. */
+  startWorker(handlers: JobHandlers): void;
+  deadLetters(limit?: number): Promise<DeadLetter[]>;
+  ping(): Promise<void>;
+  /** Stops taking jobs, waits for running ones, releases connections. */
+  close(): Promise<void>;
+}
+
+export function backoffDelay(policy: RetryPolicy, attempt: number): number {
+  return policy.backoffMs * 2 ** (attempt - 1);
+}

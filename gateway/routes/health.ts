@@ -1,0 +1,44 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Deps } from '../domain/deps.js';
+import { AppError } from '../errors.js';
+import { errors } from '../http/schemas.js';
+
+const PROBE_TIMEOUT_MS = 2000;
+
+async function probe(name: string, check: () => Promise<void>): Promise<string | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([check(), timeout]);
+    return null;
+  } catch (err) {
+    return `${name}: ${err instanceof Error ? err.message : String(err)}`;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const health: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
+  app.get('/healthz', {
+    schema: { tags: ['health'], summary: 'The process is up', response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
+  }, async () => ({ status: 'ok' as const }));
+
+  app.get('/readyz', {
+    schema: {
+      tags: ['health'],
+      summary: 'Ready only when the database and the queue answer',
+      response: { 200: Type.Object({ status: Type.Literal('ready'), database: Type.String(), queue: Type.String() }), ...errors(503) },
+    },
+  }, async () => {
+    const failures = (await Promise.all([probe('database', () => deps.db.ping()), probe('queue', () => deps.queue.ping())])).filter(
+      (f): f is string => f !== null,
+    );
+    if (failures.length > 0) throw new AppError('NOT_READY', failures.join('; '), { failures });
+    return { status: 'ready' as const, database: deps.db.kind, queue: deps.queue.kind };
+  });
+};
+
+export default health;

@@ -1,0 +1,126 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { appendConsent, consentHistory, consentRecordView, consentStateView, currentConsent } from '../domain/consents.js';
+import { consentState } from '../../consent/index.js';
+import type { Deps } from '../domain/deps.js';
+import { createMember, getMember } from '../domain/members.js';
+import { pastInstant } from '../domain/time.js';
+import { memberDecisions, memberRecord } from '../domain/record.js';
+import {
+  ConsentSource, ConsentState, Decision, IdParams, Instant, Nullable, Phone, Purpose, Strict, TimeZone, Uuid, errors,
+} from '../http/schemas.js';
+
+const Member = Type.Object({
+  id: Uuid,
+  externalRef: Nullable(Type.String()),
+  phone: Nullable(Type.String()),
+  timeZone: Type.String(),
+  createdAt: Instant,
+});
+
+const CreateMember = Strict({
+  phone: Type.Optional(Phone),
+  timeZone: Type.Optional(TimeZone),
+  externalRef: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "The retailer's own customer id" })),
+});
+
+const ConsentInput = Strict({
+  purpose: Purpose,
+  action: Type.Union([Type.Literal('grant'), Type.Literal('withdraw')]),
+  source: ConsentSource,
+  noticeVersion: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Id and version of the notice text the member saw' })),
+  actor: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  occurredAt: Type.Optional(Instant),
+});
+
+const ConsentEvent = Type.Object({
+  id: Type.Integer(),
+  purpose: Type.String(),
+  action: Type.String(),
+  source: Type.String(),
+  noticeVersion: Nullable(Type.String()),
+  actor: Nullable(Type.String()),
+  ip: Nullable(Type.String()),
+  userAgent: Nullable(Type.String()),
+  occurredAt: Instant,
+  recordedAt: Instant,
+});
+
+const OfferRecord = Type.Object({
+  couponCode: Type.String(),
+  campaignId: Uuid,
+  campaignName: Type.String(),
+  title: Type.String(),
+  issuedAt: Instant,
+  expiresAt: Instant,
+  delivery: Nullable(Type.Object({ id: Uuid, channel: Type.String(), status: Type.String(), statusReason: Nullable(Type.String()) })),
+  redemption: Nullable(Type.Object({ id: Uuid, storeId: Uuid, tillRef: Nullable(Type.String()), redeemedAt: Instant })),
+});
+
+const MemberRecord = Type.Object({
+  member: Member,
+  consents: ConsentState,
+  offers: Type.Array(OfferRecord),
+  recentDecisions: Type.Array(Decision),
+});
+
+const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
+  app.post('/members', {
+    schema: { tags: ['members'], summary: 'Create a member (customer record)', body: CreateMember, response: { 201: Member, ...errors(409) } },
+  }, async (req, reply) => reply.code(201).send(await createMember(deps.db, req.body)));
+
+  app.get('/members/:id', {
+    schema: {
+      tags: ['members'],
+      summary: "The member's record: consents, offers with their delivery and redemption, recent decisions",
+      params: IdParams,
+      response: { 200: MemberRecord, ...errors(404) },
+    },
+  }, async (req) => memberRecord(deps.db, req.params.id));
+
+  app.post('/members/:id/consents', {
+    schema: {
+      tags: ['consent'],
+      summary: 'Record a grant or withdrawal of one purpose, with its evidence',
+      params: IdParams,
+      body: ConsentInput,
+      response: { 201: Type.Object({ event: ConsentEvent, consents: ConsentState }), ...errors(404) },
+    },
+  }, async (req, reply) => {
+    const member = await getMember(deps.db, req.params.id);
+    const now = deps.now();
+    const occurredAt = req.body.occurredAt ? pastInstant(req.body.occurredAt, now, 'body/occurredAt') : now;
+    const event = await appendConsent(deps.db, member.id, {
+      ...req.body,
+      occurredAt,
+      ip: req.ip,
+      userAgent: req.headers['user-agent'],
+    });
+    return reply.code(201).send({ event: consentRecordView(event), consents: consentStateView(await currentConsent(deps.db, member.id)) });
+  });
+
+  app.get('/members/:id/consents', {
+    schema: {
+      tags: ['consent'],
+      summary: "The member's current consents and the full history of events behind them",
+      params: IdParams,
+      response: { 200: Type.Object({ consents: ConsentState, history: Type.Array(ConsentEvent) }), ...errors(404) },
+    },
+  }, async (req) => {
+    await getMember(deps.db, req.params.id);
+    const history = await consentHistory(deps.db, req.params.id);
+    return { consents: consentStateView(consentState(history)), history: history.map(consentRecordView) };
+  });
+
+  app.get('/members/:id/decisions', {
+    schema: {
+      tags: ['decisions'],
+      summary: 'Why the member did or did not get an offer: decisions with their traces, newest first',
+      params: IdParams,
+      querystring: Strict({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })) }),
+      response: { 200: Type.Object({ decisions: Type.Array(Decision) }), ...errors(404) },
+    },
+  }, async (req) => ({ decisions: await memberDecisions(deps.db, req.params.id, req.query.limit ?? 50) }));
+};
+
+export default members;

@@ -1,0 +1,41 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Deps } from '../domain/deps.js';
+import { createStore, getStore } from '../domain/stores.js';
+import { Geofence, IdParams, Instant, LatLon, Strict, TimeZone, Uuid, errors } from '../http/schemas.js';
+
+const Store = Type.Object({
+  id: Uuid,
+  name: Type.String(),
+  timeZone: Type.String(),
+  location: LatLon,
+  geofences: Type.Array(Geofence),
+  createdAt: Instant,
+});
+
+const CreateStore = Strict({
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  timeZone: TimeZone,
+  location: LatLon,
+  geofence: Type.Optional(
+    Strict(
+      {
+        radiusM: Type.Number({ minimum: 10, maximum: 10_000, description: 'Radius in metres, 10 m to 10 km' }),
+        center: Type.Optional(LatLon),
+      },
+      'A circular geofence; centred on the store unless a center is given',
+    ),
+  ),
+});
+
+const stores: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
+  app.post('/stores', {
+    schema: { tags: ['stores'], summary: 'Create a store, optionally with a circular geofence', body: CreateStore, response: { 201: Store, ...errors() } },
+  }, async (req, reply) => reply.code(201).send(await createStore(deps.db, req.body)));
+
+  app.get('/stores/:id', {
+    schema: { tags: ['stores'], summary: 'A store with its geofences', params: IdParams, response: { 200: Store, ...errors(404) } },
+  }, async (req) => getStore(deps.db, req.params.id));
+};
+
+export default stores;

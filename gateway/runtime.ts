@@ -1,0 +1,44 @@
+// Opens every resource the configuration names, wires them, and registers their closing on the app.
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import type { Config } from './config.js';
+import { migrate } from './db/migrate.js';
+import { openDatabase } from './db/open.js';
+import { requeueStranded, sendSmsJob } from './domain/deliveries.js';
+import type { Deps } from './domain/deps.js';
+import { openQueue } from './queue/open.js';
+import { openSmsSender } from './sms/open.js';
+
+export interface Gateway {
+  app: FastifyInstance;
+  deps: Deps;
+  /** Stops HTTP, drains the worker, closes the queue and the database. */
+  close(): Promise<void>;
+}
+
+export async function startGateway(config: Config, options: { now?: () => Date } = {}): Promise<Gateway> {
+  const db = await openDatabase(config);
+  let queue: Deps['queue'] | undefined;
+  try {
+    await migrate(db);
+    queue = await openQueue(config);
+    const deps: Deps = { config, db, queue, sms: openSmsSender(config), now: options.now ?? (() => new Date()) };
+    const app = await buildApp(deps);
+    // Closing order: HTTP stops taking requests, then running jobs finish, then the database goes.
+    app.addHook('onClose', async () => {
+      await deps.queue.close();
+      await deps.db.close();
+    });
+    if (config.role !== 'api') {
+      deps.queue.startWorker({ 'sms.send': (payload, ctx) => sendSmsJob(deps, payload, ctx) });
+      const requeued = await requeueStranded(deps);
+      if (requeued > 0) app.log.info({ requeued }, 'queued deliveries without a job were queued again');
+    }
+    await app.ready();
+    return { app, deps, close: () => app.close() };
+  } catch (err) {
+    await queue?.close().catch(() => {});
+    await db.close().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,43 @@
+// The process entry point: read config, start, listen, and shut down cleanly on SIGTERM or SIGINT.
+import { ConfigError, loadConfig } from './config.js';
+import { startGateway } from './runtime.js';
+
+let config;
+try {
+  config = loadConfig();
+} catch (err) {
+  if (err instanceof ConfigError) {
+    console.error(err.message);
+    process.exit(2);
+  }
+  throw err;
+}
+
+const gateway = await startGateway(config);
+const { app } = gateway;
+const db = gateway.deps.db.kind === 'embedded' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL';
+const queue = gateway.deps.queue.kind === 'bullmq' ? 'BullMQ on Redis' : 'in-process queue';
+const sms = gateway.deps.sms.kind === 'twilio' ? 'Twilio' : `outbox file ${config.dataDir}/outbox.ndjson`;
+await app.listen({ port: config.port, host: config.host });
+app.log.info(`database: ${db}; queue: ${queue}; SMS: ${sms}; role: ${config.role}; API docs at /docs`);
+
+let stopping = false;
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info(`${signal}: draining and closing`);
+    const force = setTimeout(() => {
+      app.log.error('shutdown took longer than 25 s; exiting');
+      process.exit(1);
+    }, 25_000);
+    force.unref();
+    gateway.close().then(
+      () => process.exit(0),
+      (err) => {
+        app.log.error({ err }, 'error while closing');
+        process.exit(1);
+      },
+    );
+  });
+}

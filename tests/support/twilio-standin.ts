@@ -1,0 +1,76 @@
+// A local stand-in for Twilio's Messages API, so the real twilio client can be exercised with no network.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface SentMessage {
+  accountSid: string;
+  to: string;
+  body: string;
+  from?: string;
+  messagingServiceSid?: string;
+  validityPeriod?: string;
+  auth: string;
+}
+
+/** What the next requests get instead of success: an HTTP status and a Twilio error code. */
+export interface Failure {
+  status: number;
+  code: number;
+  message: string;
+}
+
+export interface TwilioStandIn {
+  url: string;
+  accountSid: string;
+  authToken: string;
+  messages: SentMessage[];
+  /** Queue failures for the next requests, in order. */
+  failNext(...failures: Failure[]): void;
+  close(): Promise<void>;
+}
+
+export async function startTwilioStandIn(): Promise<TwilioStandIn> {
+  const accountSid = 'AC' + 'a'.repeat(32);
+  const authToken = 'test-token';
+  const messages: SentMessage[] = [];
+  const failures: Failure[] = [];
+  let seq = 0;
+  const server = http.createServer((req, res) => {
+    let raw = '';
+    req.on('data', (c) => (raw += c));
+    req.on('end', () => {
+      const match = /^\/2010-04-01\/Accounts\/(AC\w+)\/Messages\.json$/.exec(req.url ?? '');
+      const reply = (status: number, body: object) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      const expected = 'Basic ' + Buffer.from(`${accountSid}:${authToken}`).toString('base64');
+      if (req.headers.authorization !== expected) return reply(401, { code: 20003, message: 'Authenticate', status: 401 });
+      if (req.method !== 'POST' || !match) return reply(404, { code: 20404, message: 'not found', status: 404 });
+      const failure = failures.shift();
+      if (failure) return reply(failure.status, { code: failure.code, message: failure.message, status: failure.status });
+      const form = new URLSearchParams(raw);
+      const sid = `SM${String(++seq).padStart(32, '0')}`;
+      messages.push({
+        accountSid: match[1]!,
+        to: form.get('To') ?? '',
+        body: form.get('Body') ?? '',
+        from: form.get('From') ?? undefined,
+        messagingServiceSid: form.get('MessagingServiceSid') ?? undefined,
+        validityPeriod: form.get('ValidityPeriod') ?? undefined,
+        auth: req.headers.authorization ?? '',
+      });
+      reply(201, { sid, account_sid: match[1], to: form.get('To'), body: form.get('Body'), status: 'queued' });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    accountSid,
+    authToken,
+    messages,
+    failNext: (...f) => failures.push(...f),
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}

@@ -49,7 +49,9 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  for (const routes of [health, stores, campaigns, members, checkins, redemptions, deliveries]) {
+  // A worker-only process answers health probes and nothing else.
+  const tree = deps.config.role === 'worker' ? [health] : [health, stores, campaigns, members, checkins, redemptions, deliveries];
+  for (const routes of tree) {
     await app.register(routes, { deps });
   }
   return app;

@@ -15,7 +15,8 @@ function takeLock(lockFile: string): () => void {
     fs.writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
   } catch {
     const holder = Number(fs.readFileSync(lockFile, 'utf8'));
-    if (holder && holder !== process.pid && isAlive(holder)) {
+    // This process counts too: two PGlite instances on one directory would corrupt it just the same.
+    if (holder && isAlive(holder)) {
       throw new Error(`the embedded database in ${path.dirname(lockFile)} is in use by process ${holder}`);
     }
     fs.writeFileSync(lockFile, String(process.pid)); // stale lock from a process that is gone

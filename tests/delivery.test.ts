@@ -1,0 +1,130 @@
+// The SMS worker against the Twilio stand-in: retries, terminal failures, last-moment consent, stranded jobs.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sendSmsJob } from '../gateway/domain/deliveries.js';
+import { startGateway, type Gateway } from '../gateway/runtime.js';
+import { backends, eventually, isolatedConfig, type Isolated } from './support/backends.js';
+import { startTwilioStandIn, type TwilioStandIn } from './support/twilio-standin.js';
+
+const STORE_AT = { lat: 48.8584, lon: 2.2945 };
+
+describe.each(backends)('SMS delivery on the %s backends', (backend) => {
+  let twilio: TwilioStandIn;
+  let iso: Isolated;
+  let gw: Gateway;
+  let phoneSeq = 0;
+
+  const call = async (gateway: Gateway, method: 'GET' | 'POST', url: string, payload?: object) => {
+    const res = await gateway.app.inject({ method, url, payload });
+    return { status: res.statusCode, body: res.json() };
+  };
+
+  /** A consenting member checks in at the store; returns the delivery id the decision queued. */
+  const offer = async (gateway: Gateway): Promise<{ memberId: string; deliveryId: string; phone: string }> => {
+    const phone = `+3361234${String(5600 + ++phoneSeq)}`;
+    const m = await call(gateway, 'POST', '/members', { phone, timeZone: 'Europe/Paris' });
+    expect(m.status).toBe(201);
+    for (const purpose of ['location', 'sms_marketing']) {
+      await call(gateway, 'POST', `/members/${m.body.id}/consents`, { purpose, action: 'grant', source: 'app' });
+    }
+    const c = await call(gateway, 'POST', '/checkins', { memberId: m.body.id, ...STORE_AT, accuracyM: 5, at: new Date().toISOString() });
+    expect(c.body.decision.outcome).toBe('offer_queued');
+    return { memberId: m.body.id, deliveryId: c.body.deliveryId, phone };
+  };
+
+  const twilioEnv = () => ({
+    TWILIO_ACCOUNT_SID: twilio.accountSid, TWILIO_AUTH_TOKEN: twilio.authToken, TWILIO_FROM: '+14155550100', TWILIO_API_URL: twilio.url,
+  });
+
+  const openStore = async (gateway: Gateway) => {
+    const store = await call(gateway, 'POST', '/stores', { name: 'Tower', timeZone: 'Europe/Paris', location: STORE_AT, geofence: { radiusM: 100 } });
+    const campaign = await call(gateway, 'POST', '/campaigns', {
+      name: 'Crêpes', storeId: store.body.id, trigger: { kind: 'checkin' }, offer: { title: 'Crêpe', message: 'A free crêpe.' },
+    });
+    expect(campaign.status).toBe(201);
+  };
+
+  const settled = (gateway: Gateway, id: string) =>
+    eventually(async () => {
+      const d = await call(gateway, 'GET', `/deliveries/${id}`);
+      return d.body.status === 'queued' ? undefined : d.body;
+    });
+
+  beforeAll(async () => {
+    twilio = await startTwilioStandIn();
+    iso = isolatedConfig(backend, { ...twilioEnv(), JOB_ATTEMPTS: '3', JOB_BACKOFF_MS: '20' });
+    gw = await startGateway(iso.config);
+    await openStore(gw);
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+    await iso?.cleanup();
+    await twilio?.close();
+  });
+
+  it('retries when Twilio answers 503 and sends once it recovers', async () => {
+    twilio.failNext({ status: 503, code: 20503, message: 'Service unavailable' }, { status: 503, code: 20503, message: 'Service unavailable' });
+    const { deliveryId, phone } = await offer(gw);
+    const d = await settled(gw, deliveryId);
+    expect(d).toMatchObject({ status: 'sent', attempts: 3, providerId: expect.stringMatching(/^SM/) });
+    const sent = twilio.messages.filter((m) => m.to === phone);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ from: '+14155550100', validityPeriod: undefined });
+    expect(sent[0]!.body).toMatch(/^Nearby Offers: A free crêpe\. Code: [0-9A-Z]{10} \(valid until .+\)\. Reply STOP to opt out\.$/);
+  });
+
+  it('does not retry a number Twilio refuses, and keeps the failure visible', async () => {
+    twilio.failNext({ status: 400, code: 21211, message: "The 'To' number is not a valid phone number." });
+    const { deliveryId } = await offer(gw);
+    const d = await settled(gw, deliveryId);
+    expect(d).toMatchObject({ status: 'failed', attempts: 1, errorCode: '21211', statusReason: expect.stringContaining('not a valid phone number') });
+    const dead = await eventually(async () => {
+      const res = await call(gw, 'GET', '/admin/dead-letters');
+      return res.body.deadLetters.find((j: { payload: { deliveryId: string } }) => j.payload.deliveryId === deliveryId);
+    });
+    expect(dead).toMatchObject({ name: 'sms.send', attempts: 1, error: expect.stringContaining('not a valid phone number') });
+  });
+
+  it('gives up after the last attempt when Twilio cannot be reached', async () => {
+    const offline = isolatedConfig(backend, { ...twilioEnv(), TWILIO_API_URL: 'http://127.0.0.1:1', JOB_ATTEMPTS: '2', JOB_BACKOFF_MS: '10' });
+    const other = await startGateway(offline.config);
+    try {
+      await openStore(other);
+      const { deliveryId } = await offer(other);
+      const d = await settled(other, deliveryId);
+      expect(d).toMatchObject({ status: 'failed', attempts: 2, errorCode: 'NETWORK' });
+    } finally {
+      await other.close();
+      await offline.cleanup();
+    }
+  });
+
+  it('cancels an offer whose consent is withdrawn while queued, and sends one left without a job on restart', async () => {
+    // An API-only gateway queues but never sends: its jobs wait for a worker.
+    const apiIso = isolatedConfig(backend, { ...twilioEnv(), ROLE: 'api' });
+    let apiOnly: Gateway | undefined = await startGateway(apiIso.config);
+    let full: Gateway | undefined;
+    try {
+      await openStore(apiOnly);
+      const withdrawn = await offer(apiOnly);
+      await call(apiOnly, 'POST', `/members/${withdrawn.memberId}/consents`, { purpose: 'sms_marketing', action: 'withdraw', source: 'app' });
+      await sendSmsJob(apiOnly.deps, { deliveryId: withdrawn.deliveryId }, { attempt: 1, maxAttempts: 3 });
+      const d = (await call(apiOnly, 'GET', `/deliveries/${withdrawn.deliveryId}`)).body;
+      expect(d).toMatchObject({ status: 'cancelled', statusReason: 'CONSENT_WITHDRAWN', attempts: 0 });
+
+      const waiting = await offer(apiOnly);
+      await apiOnly.close();
+      apiOnly = undefined;
+      // BullMQ kept the job in Redis; the in-process queue lost it with the process and the start-up sweep queues it again.
+      full = await startGateway({ ...apiIso.config, role: 'all' });
+      expect(await settled(full, waiting.deliveryId)).toMatchObject({ status: 'sent', attempts: 1 });
+      expect(twilio.messages.filter((m) => m.to === waiting.phone)).toHaveLength(1);
+      expect(twilio.messages.filter((m) => m.to === withdrawn.phone)).toHaveLength(0);
+      expect((await call(full, 'GET', `/deliveries/${withdrawn.deliveryId}`)).body.status).toBe('cancelled');
+    } finally {
+      await apiOnly?.close();
+      await full?.close();
+      await apiIso.cleanup();
+    }
+  });
+});

@@ -1,0 +1,148 @@
+// One contract for both queue adapters: the in-process default always, BullMQ when REDIS_URL is set.
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { bullmqQueue } from '../gateway/queue/bullmq.js';
+import { inProcessQueue } from '../gateway/queue/in-process.js';
+import { TerminalJobError, type JobContext } from '../gateway/queue/jobs.js';
+import type { JobQueue, RetryPolicy } from '../gateway/queue/port.js';
+import { eventually, realUrls, uniqueName } from './support/backends.js';
+
+type Maker = (policy: RetryPolicy) => Promise<{ queue: JobQueue; cleanup: () => Promise<void> }>;
+
+const makers: Array<[string, Maker]> = [['in-process', async (policy) => ({ queue: inProcessQueue(policy), cleanup: async () => {} })]];
+if (realUrls.redisUrl) {
+  makers.push([
+    'bullmq',
+    async (policy) => {
+      const prefix = uniqueName('qt');
+      const queue = await bullmqQueue(realUrls.redisUrl!, prefix, policy);
+      return {
+        queue,
+        cleanup: async () => {
+          const redis = new Redis(realUrls.redisUrl!);
+          const keys = await redis.keys(`${prefix}:*`);
+          if (keys.length) await redis.del(...keys);
+          await redis.quit();
+        },
+      };
+    },
+  ]);
+}
+
+describe.each(makers)('the %s queue', (_name, make) => {
+  const opened: Array<{ queue: JobQueue; cleanup: () => Promise<void> }> = [];
+  const open = async (policy: RetryPolicy) => {
+    const q = await make(policy);
+    opened.push(q);
+    return q.queue;
+  };
+  afterEach(async () => {
+    for (const q of opened.splice(0)) {
+      await q.queue.close();
+      await q.cleanup();
+    }
+  });
+
+  it('runs a job with its payload and attempt count', async () => {
+    const queue = await open({ attempts: 3, backoffMs: 10 });
+    const seen: Array<[string, JobContext]> = [];
+    queue.startWorker({ 'sms.send': async (p, ctx) => void seen.push([p.deliveryId, ctx]) });
+    await queue.enqueue('sms.send', { deliveryId: 'd1' });
+    await eventually(async () => (seen.length === 1 ? true : undefined));
+    expect(seen).toEqual([['d1', { attempt: 1, maxAttempts: 3 }]]);
+    await queue.ping();
+  });
+
+  it('retries with growing delays and then succeeds, leaving no dead letter', async () => {
+    const queue = await open({ attempts: 4, backoffMs: 40 });
+    const times: number[] = [];
+    queue.startWorker({
+      'sms.send': async (_p, ctx) => {
+        times.push(Date.now());
+        if (ctx.attempt < 3) throw new Error(`flaky ${ctx.attempt}`);
+      },
+    });
+    await queue.enqueue('sms.send', { deliveryId: 'd2' });
+    await eventually(async () => (times.length === 3 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(times).toHaveLength(3);
+    const gaps = [times[1]! - times[0]!, times[2]! - times[1]!];
+    expect(gaps[0]).toBeGreaterThanOrEqual(35); // 40 ms, then 80 ms
+    expect(gaps[1]).toBeGreaterThanOrEqual(75);
+    expect(await queue.deadLetters()).toEqual([]);
+  });
+
+  it('keeps a job that fails every attempt as a dead letter with its error', async () => {
+    const queue = await open({ attempts: 3, backoffMs: 5 });
+    let runs = 0;
+    queue.startWorker({
+      'sms.send': async () => {
+        runs++;
+        throw new Error('carrier down');
+      },
+    });
+    await queue.enqueue('sms.send', { deliveryId: 'd3' }, { jobId: 'job-d3' });
+    const dead = await eventually(async () => {
+      const d = await queue.deadLetters();
+      return d.length ? d : undefined;
+    });
+    expect(runs).toBe(3);
+    expect(dead).toEqual([
+      { id: 'job-d3', name: 'sms.send', payload: { deliveryId: 'd3' }, attempts: 3, error: 'carrier down', failedAt: expect.any(String) },
+    ]);
+  });
+
+  it('sends a terminal failure straight to the dead letters', async () => {
+    const queue = await open({ attempts: 5, backoffMs: 5 });
+    let runs = 0;
+    queue.startWorker({
+      'sms.send': async () => {
+        runs++;
+        throw new TerminalJobError('number is not a mobile');
+      },
+    });
+    await queue.enqueue('sms.send', { deliveryId: 'd4' });
+    const dead = await eventually(async () => {
+      const d = await queue.deadLetters();
+      return d.length ? d : undefined;
+    });
+    expect(runs).toBe(1);
+    expect(dead[0]).toMatchObject({ attempts: 1, error: 'number is not a mobile' });
+  });
+
+  it('runs a job id once however often it is enqueued', async () => {
+    const queue = await open({ attempts: 1, backoffMs: 5 });
+    let runs = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    queue.startWorker({
+      'sms.send': async () => {
+        runs++;
+        await gate;
+      },
+    });
+    await Promise.all([1, 2, 3].map(() => queue.enqueue('sms.send', { deliveryId: 'd5' }, { jobId: 'same' })));
+    await eventually(async () => (runs === 1 ? true : undefined));
+    await queue.enqueue('sms.send', { deliveryId: 'd5' }, { jobId: 'same' });
+    release();
+    await new Promise((r) => setTimeout(r, 150));
+    expect(runs).toBe(1);
+  });
+
+  it('lets a running job finish when closing', async () => {
+    const queue = await open({ attempts: 1, backoffMs: 5 });
+    let finished = false;
+    let started = false;
+    queue.startWorker({
+      'sms.send': async () => {
+        started = true;
+        await new Promise((r) => setTimeout(r, 200));
+        finished = true;
+      },
+    });
+    await queue.enqueue('sms.send', { deliveryId: 'd6' });
+    await eventually(async () => (started ? true : undefined));
+    await queue.close();
+    expect(finished).toBe(true);
+  });
+});

@@ -13,7 +13,10 @@ try {
   throw err;
 }
 
-const gateway = await startGateway(config);
+const gateway = await startGateway(config).catch((err: unknown) => {
+  console.error(`could not start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
 const { app } = gateway;
 const db = gateway.deps.db.kind === 'embedded' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL';
 const queue = gateway.deps.queue.kind === 'bullmq' ? 'BullMQ on Redis' : 'in-process queue';

@@ -1,4 +1,9 @@
 // Campaign rules: a pure, deterministic engine. No I/O and no clock: time is always an argument.
-export type { Campaign, CampaignStatus, Geofence, LatLon, Offer, PresenceEvent, Trigger } from './model.js';
-export { DEFAULT_MAX_ACCURACY_M } from './model.js';
-export { evaluate, type CandidateTrace, type Evaluation, type Failure } from './evaluate.js';
+export * from './model.js';
+export { evaluate, prepareCampaigns, type CandidateTrace, type Chosen, type Evaluation, type Failure, type PreparedCampaigns } from './evaluate.js';
+export { contains, signedDistanceM, boundingBox, validateGeofence } from './geometry.js';
+export { buildGeofenceIndex, linearContaining, type GeofenceIndex } from './spatial-index.js';
+export { DEFAULT_PRESENCE_POLICY, stepPresence, stepAll, type GeofencePresence, type PresencePolicy } from './presence.js';
+export { validateSchedule, validateTrigger, validateWindows, type Problem, type ScheduleSpec } from './validate.js';
+export { holdoutBucket, isHeldOut } from './holdout.js';
+export { inWindows, isTimeZone, localTime, parseClock } from './schedule.js';

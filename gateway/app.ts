@@ -9,6 +9,7 @@ import { validatorCompiler } from './http/validation.js';
 import campaigns from './routes/campaigns.js';
 import checkins from './routes/checkins.js';
 import deliveries from './routes/deliveries.js';
+import geofences from './routes/geofences.js';
 import health from './routes/health.js';
 import members from './routes/members.js';
 import redemptions from './routes/redemptions.js';
@@ -50,7 +51,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   // A worker-only process answers health probes and nothing else.
-  const tree = deps.config.role === 'worker' ? [health] : [health, stores, campaigns, members, checkins, redemptions, deliveries];
+  const tree = deps.config.role === 'worker' ? [health] : [health, stores, geofences, campaigns, members, checkins, redemptions, deliveries];
   for (const routes of tree) {
     await app.register(routes, { deps });
   }

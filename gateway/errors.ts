@@ -9,9 +9,15 @@ export const errorStatus = {
   STORE_NOT_FOUND: 404,
   CAMPAIGN_NOT_FOUND: 404,
   COUPON_NOT_FOUND: 404,
+  GEOFENCE_NOT_FOUND: 404,
+  ZONE_NOT_FOUND: 404,
   DELIVERY_NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   PHONE_TAKEN: 409,
+  EXTERNAL_REF_TAKEN: 409,
+  ZONE_NAME_TAKEN: 409,
+  CAMPAIGN_STATE_CONFLICT: 409,
+  BUDGET_EXHAUSTED: 409,
   COUPON_ALREADY_REDEEMED: 409,
   COUPON_EXPIRED: 409,
   COUPON_NOT_VALID_AT_STORE: 409,
@@ -38,6 +44,17 @@ export class AppError extends Error {
   get status(): number {
     return errorStatus[this.code];
   }
+}
+
+export interface Issue {
+  /** Where, as body/..., params/... or query/... */
+  field: string;
+  problem: string;
+}
+
+/** A request that is wrong in what a schema cannot see; every issue names its field, like schema errors do. */
+export function invalid(...issues: Issue[]): AppError {
+  return new AppError('VALIDATION_FAILED', `${issues[0]!.field} ${issues[0]!.problem}`, { issues });
 }
 
 export interface ErrorBody {

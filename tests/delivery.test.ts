@@ -27,8 +27,8 @@ describe.each(backends)('SMS delivery on the %s backends', (backend) => {
       await call(gateway, 'POST', `/members/${m.body.id}/consents`, { purpose, action: 'grant', source: 'app' });
     }
     const c = await call(gateway, 'POST', '/checkins', { memberId: m.body.id, ...STORE_AT, accuracyM: 5, at: new Date().toISOString() });
-    expect(c.body.decision.outcome).toBe('offer_queued');
-    return { memberId: m.body.id, deliveryId: c.body.deliveryId, phone };
+    expect(c.body.decisions[0].outcome).toBe('offer_queued');
+    return { memberId: m.body.id, deliveryId: c.body.deliveryIds[0], phone };
   };
 
   const twilioEnv = () => ({

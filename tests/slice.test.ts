@@ -83,11 +83,13 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
     const memberId = await newMember('+14155552671', ['location', 'sms_marketing']);
     const res = await checkin(memberId, INSIDE);
     expect(res.status).toBe(202);
-    expect(res.body.decision).toMatchObject({ outcome: 'offer_queued', campaignId, campaignVersion: 1, reasonCode: null });
+    expect(res.body.decisions).toHaveLength(1);
+    expect(res.body.decisions[0]).toMatchObject({ trigger: 'checkin', outcome: 'offer_queued', campaignId, campaignVersion: 1, reasonCode: null });
     expect(res.body.checkinId).toEqual(expect.any(String));
+    expect(res.body.deliveryIds).toHaveLength(1);
 
     const delivery = await eventually(async () => {
-      const d = await call('GET', `/deliveries/${res.body.deliveryId}`);
+      const d = await call('GET', `/deliveries/${res.body.deliveryIds[0]}`);
       return d.body.status === 'sent' ? d.body : undefined;
     });
     expect(delivery.providerId).toMatch(/^SM\d{32}$/);
@@ -124,7 +126,7 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
   it('redeems exactly once when two tills race for the same code', async () => {
     const memberId = await newMember('+14155552672', ['location', 'sms_marketing']);
     const res = await checkin(memberId, INSIDE);
-    const { code } = (await gw.deps.db.query<{ code: string }>('SELECT code FROM coupons WHERE decision_id = $1', [res.body.decision.id]))[0]!;
+    const { code } = (await gw.deps.db.query<{ code: string }>('SELECT code FROM coupons WHERE decision_id = $1', [res.body.decisions[0].id]))[0]!;
     const results = await Promise.all(Array.from({ length: 6 }, (_, i) => call('POST', '/redemptions', { code, storeId, tillRef: `t${i}` })));
     expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409, 409]);
     const { n } = (await gw.deps.db.query<{ n: number }>(
@@ -139,9 +141,9 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
     const res = await checkin(memberId, INSIDE);
     expect(res.status).toBe(202);
     expect(res.body.checkinId).toBeNull();
-    expect(res.body.deliveryId).toBeNull();
-    expect(res.body.decision).toMatchObject({ outcome: 'dropped', reasonCode: 'CONSENT_MISSING' });
-    expect(res.body.decision.trace.consent.location).toEqual({ allowed: false, reason: 'CONSENT_MISSING', purpose: 'location', since: null });
+    expect(res.body.deliveryIds).toEqual([]);
+    expect(res.body.decisions[0]).toMatchObject({ outcome: 'dropped', reasonCode: 'CONSENT_MISSING' });
+    expect(res.body.decisions[0].trace.consent.location).toEqual({ allowed: false, reason: 'CONSENT_MISSING', purpose: 'location', since: null });
 
     const { n } = (await gw.deps.db.query<{ n: number }>('SELECT count(*)::int n FROM checkins WHERE member_id = $1', [memberId]))[0]!;
     expect(n).toBe(0);
@@ -154,9 +156,10 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
   it('without sms_marketing consent issues no coupon and sends nothing, and the decision says why', async () => {
     const memberId = await newMember('+14155552674', ['location']);
     const res = await checkin(memberId, INSIDE);
-    expect(res.body.decision).toMatchObject({ outcome: 'not_sent', reasonCode: 'CONSENT_MISSING', campaignId });
-    expect(res.body.decision.trace.consent.sms_marketing).toMatchObject({ allowed: false, purpose: 'sms_marketing' });
-    expect(res.body.decision.trace.evaluation.chosen.campaignId).toBe(campaignId);
+    expect(res.body.decisions[0]).toMatchObject({ outcome: 'not_sent', reasonCode: 'CONSENT_MISSING' });
+    expect(res.body.decisions[0].trace.consent.sms_marketing).toMatchObject({ allowed: false, purpose: 'sms_marketing' });
+    const candidate = res.body.decisions[0].trace.evaluation.candidates.find((c: { campaignId: string }) => c.campaignId === campaignId);
+    expect(candidate.failed).toEqual({ condition: 'channel', allowed: ['sms'], memberChannels: [] });
     const coupons = await gw.deps.db.query('SELECT 1 FROM coupons WHERE member_id = $1', [memberId]);
     expect(coupons).toHaveLength(0);
     expect(twilio.messages.filter((m) => m.to === '+14155552674')).toHaveLength(0);
@@ -166,7 +169,7 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
     const memberId = await newMember('+14155552675', ['location', 'sms_marketing']);
     await call('POST', `/members/${memberId}/consents`, { purpose: 'sms_marketing', action: 'withdraw', source: 'app' });
     const res = await checkin(memberId, INSIDE);
-    expect(res.body.decision).toMatchObject({ outcome: 'not_sent', reasonCode: 'CONSENT_WITHDRAWN' });
+    expect(res.body.decisions[0]).toMatchObject({ outcome: 'not_sent', reasonCode: 'CONSENT_WITHDRAWN' });
     const history = await call('GET', `/members/${memberId}/consents`);
     expect(history.body.history.map((e: { action: string }) => e.action)).toEqual(['grant', 'grant', 'withdraw']);
     expect(history.body.history[0]).toMatchObject({ source: 'app', noticeVersion: 'n-1', ip: expect.any(String) });
@@ -175,14 +178,15 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
   it('outside the geofence or with a poor fix, no offer, with the failing condition and its values', async () => {
     const memberId = await newMember('+14155552676', ['location', 'sms_marketing']);
     const far = await checkin(memberId, OUTSIDE);
-    expect(far.body.decision).toMatchObject({ outcome: 'no_match', reasonCode: 'NO_CAMPAIGN_MATCHED' });
-    const trace = far.body.decision.trace.evaluation.candidates.find((c: { campaignId: string }) => c.campaignId === campaignId);
+    expect(far.body.decisions[0]).toMatchObject({ outcome: 'no_match', reasonCode: 'OUTSIDE_GEOFENCES' });
+    const trace = far.body.decisions[0].trace.evaluation.candidates.find((c: { campaignId: string }) => c.campaignId === campaignId);
     expect(trace.failed.condition).toBe('outside_geofences');
-    expect(trace.failed.nearest.distanceM).toBeGreaterThan(1000);
-    expect(trace.failed.nearest.radiusM).toBe(150);
+    expect(trace.failed.nearest.distanceM).toBeGreaterThan(900); // about 1.1 km from the centre, 150 m radius
+    expect(trace.failed.nearest.distanceM).toBeLessThan(1000);
 
     const vague = await checkin(memberId, INSIDE, 400);
-    const t2 = vague.body.decision.trace.evaluation.candidates.find((c: { campaignId: string }) => c.campaignId === campaignId);
+    expect(vague.body.decisions[0]).toMatchObject({ outcome: 'no_match', reasonCode: 'ACCURACY' });
+    const t2 = vague.body.decisions[0].trace.evaluation.candidates.find((c: { campaignId: string }) => c.campaignId === campaignId);
     expect(t2.failed).toEqual({ condition: 'accuracy', accuracyM: 400, maxAccuracyM: 50 });
   });
 

@@ -62,6 +62,12 @@ export function poolDatabase(
 export async function openPostgres(url: string, schema: string, max = 10): Promise<Database> {
   const pool = new pg.Pool({ connectionString: url, max, options: `-c search_path=${schema}` });
   pool.on('error', () => {}); // an idle client dropped by the server is replaced on next use
-  await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-  return poolDatabase(pool, 'postgres');
+  const db = poolDatabase(pool, 'postgres');
+  // CREATE SCHEMA IF NOT EXISTS is not safe against itself: gateways starting together on a new schema
+  // would collide on the catalog's unique index. The advisory lock makes them take turns.
+  await db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`schema:${schema}`]);
+    await tx.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+  });
+  return db;
 }

@@ -1,41 +1,82 @@
-import { DEFAULT_MAX_ACCURACY_M, type Campaign, type CampaignStatus, type Offer } from '../../campaign-rules/index.js';
-import { AppError } from '../errors.js';
+// Campaigns for marketers: validated, versioned (every edit a new version with its own offer), paused,
+// resumed, archived; and the engine's view of the active ones.
+import {
+  DEFAULT_MAX_ACCURACY_M, validateSchedule, validateTrigger, type Campaign, type CampaignStatus, type EventSource, type Problem,
+} from '../../campaign-rules/index.js';
+import type { CampaignDefinition, CampaignInput, CampaignView } from '../http/campaign-schema.js';
+import { AppError, invalid } from '../errors.js';
 import type { Database, Sql } from '../db/database.js';
-import { toGeofence } from './stores.js';
+import { toEngineGeofence, type GeofenceRow } from './geofences.js';
 
-/** What a marketer sends; stored (less the offer) as the campaign's definition. */
-export interface CampaignInput {
+export interface Normalized {
   name: string;
-  storeId?: string;
-  /** Defaults to every geofence of storeId. */
-  geofenceIds?: string[];
-  priority?: number;
-  startsAt?: string;
-  endsAt?: string;
-  trigger: { kind: 'checkin' };
-  maxAccuracyM?: number;
-  channel?: 'sms';
-  offer: { title: string; message: string; validDays?: number };
+  definition: CampaignDefinition;
+  offer: { title: string; message: string; validDays: number };
 }
 
-interface Definition {
-  storeId: string | null;
-  geofenceIds: string[];
-  priority: number;
-  startsAt: string | null;
-  endsAt: string | null;
-  trigger: { kind: 'checkin' };
-  maxAccuracyM: number;
-  channel: 'sms';
-}
 
-export interface CampaignView extends Definition {
-  id: string;
-  name: string;
-  status: CampaignStatus;
-  version: number;
-  offer: Offer;
-  createdAt: string;
+const defaultSources = (kind: CampaignInput['trigger']['kind']): EventSource[] =>
+  kind === 'zone_enter' || kind === 'zone_dwell' ? ['ble_zone', 'app_beacon'] : ['gps'];
+
+/** Checks references and meaning, fills defaults; throws with every problem at its path. Saves nothing. */
+export async function normalizeCampaign(db: Sql, input: CampaignInput, defaultValidDays: number): Promise<Normalized> {
+  let storeZone: string | null = null;
+  if (input.storeId) {
+    const [store] = await db.query<{ time_zone: string }>('SELECT time_zone FROM stores WHERE id = $1', [input.storeId]);
+    if (!store) throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
+    storeZone = store.time_zone;
+  }
+  const problems: Problem[] = [];
+  let geofenceIds: string[] = [];
+  if (input.geofenceIds) {
+    geofenceIds = [...new Set(input.geofenceIds)];
+    const found = new Set((await db.query<{ id: string }>('SELECT id FROM geofences WHERE id = ANY($1::uuid[])', [geofenceIds])).map((r) => r.id));
+    input.geofenceIds.forEach((id, i) => {
+      if (!found.has(id)) problems.push({ path: `/geofenceIds/${i}`, problem: `geofence ${id} does not exist` });
+    });
+  } else if (input.storeId) {
+    geofenceIds = (await db.query<{ id: string }>('SELECT id FROM geofences WHERE store_id = $1 ORDER BY created_at, id', [input.storeId])).map((r) => r.id);
+  }
+  const trigger = input.trigger;
+  if (trigger.kind === 'zone_enter' || trigger.kind === 'zone_dwell') {
+    const found = new Set((await db.query<{ id: string }>('SELECT id FROM zones WHERE id = ANY($1::uuid[])', [trigger.zoneIds])).map((r) => r.id));
+    trigger.zoneIds.forEach((id, i) => {
+      if (!found.has(id)) problems.push({ path: `/trigger/zoneIds/${i}`, problem: `zone ${id} does not exist` });
+    });
+  }
+  const schedule = {
+    timeZone: input.schedule?.timeZone ?? storeZone ?? 'UTC',
+    startsAt: input.schedule?.startsAt ? new Date(input.schedule.startsAt).toISOString() : null,
+    endsAt: input.schedule?.endsAt ? new Date(input.schedule.endsAt).toISOString() : null,
+    weekly: input.schedule?.weekly ?? null,
+  };
+  problems.push(...validateSchedule({ ...schedule, weekly: schedule.weekly ?? undefined }));
+  problems.push(...validateTrigger(trigger, geofenceIds.length));
+  const a = input.audience ?? {};
+  for (const [min, max] of [['minVisits', 'maxVisits'], ['minDaysSinceLastVisit', 'maxDaysSinceLastVisit'], ['minLifetimeRedemptions', 'maxLifetimeRedemptions']] as const) {
+    if (a[min] !== undefined && a[max] !== undefined && a[min] > a[max]) problems.push({ path: `/audience/${max}`, problem: `must not be below ${min}` });
+  }
+  if (problems.length > 0) throw invalid(...problems.map((p) => ({ field: `body${p.path}`, problem: p.problem })));
+  return {
+    name: input.name,
+    definition: {
+      storeId: input.storeId ?? null,
+      geofenceIds,
+      priority: input.priority ?? 0,
+      expectedValue: input.expectedValue ?? 0,
+      schedule,
+      trigger,
+      sources: input.sources ?? defaultSources(trigger.kind),
+      minConfidence: input.minConfidence ?? 0,
+      maxAccuracyM: input.maxAccuracyM ?? DEFAULT_MAX_ACCURACY_M,
+      audience: a,
+      channels: input.channels ?? ['sms'],
+      caps: input.caps ?? {},
+      budget: input.budget ?? {},
+      holdoutPercent: input.holdoutPercent ?? 0,
+    },
+    offer: { title: input.offer.title, message: input.offer.message, validDays: input.offer.validDays ?? defaultValidDays },
+  };
 }
 
 interface CampaignRow {
@@ -43,76 +84,81 @@ interface CampaignRow {
   name: string;
   status: CampaignStatus;
   version: number;
-  definition: Definition;
+  definition: CampaignDefinition;
   created_at: Date;
+  updated_at: Date;
   offer_id: string;
   offer_title: string;
   offer_message: string;
   offer_valid_days: number;
 }
 
+// The offer of the campaign's current version.
 const SELECT = `SELECT c.*, o.id AS offer_id, o.title AS offer_title, o.message AS offer_message, o.valid_days AS offer_valid_days
-  FROM campaigns c JOIN offers o ON o.campaign_id = c.id`;
+  FROM campaigns c JOIN offers o ON o.campaign_id = c.id AND o.version = c.version`;
+
+const offerView = (r: Pick<CampaignRow, 'offer_id' | 'offer_title' | 'offer_message' | 'offer_valid_days'>) => ({
+  id: r.offer_id, kind: 'coupon', title: r.offer_title, message: r.offer_message, validDays: r.offer_valid_days,
+});
 
 const toView = (r: CampaignRow): CampaignView => ({
   id: r.id,
   name: r.name,
   status: r.status,
   version: r.version,
-  ...r.definition,
-  offer: { id: r.offer_id, kind: 'coupon', title: r.offer_title, message: r.offer_message, validDays: r.offer_valid_days },
+  definition: r.definition,
+  offer: offerView(r),
   createdAt: r.created_at.toISOString(),
+  updatedAt: r.updated_at.toISOString(),
 });
 
+async function saveVersion(tx: Sql, id: string, version: number, n: Normalized) {
+  await tx.query('INSERT INTO campaign_versions (campaign_id, version, name, definition) VALUES ($1, $2, $3, $4)', [id, version, n.name, n.definition]);
+  await tx.query(`INSERT INTO offers (campaign_id, version, kind, title, message, valid_days) VALUES ($1, $2, 'coupon', $3, $4, $5)`, [
+    id, version, n.offer.title, n.offer.message, n.offer.validDays,
+  ]);
+}
+
 export async function createCampaign(db: Database, input: CampaignInput, defaultValidDays: number): Promise<CampaignView> {
-  const startsAt = input.startsAt ? new Date(input.startsAt) : null;
-  const endsAt = input.endsAt ? new Date(input.endsAt) : null;
-  if (startsAt && endsAt && endsAt <= startsAt) {
-    throw new AppError('VALIDATION_FAILED', 'body/endsAt must be later than body/startsAt');
-  }
   return db.transaction(async (tx) => {
-    if (input.storeId) {
-      const [store] = await tx.query('SELECT 1 FROM stores WHERE id = $1', [input.storeId]);
-      if (!store) throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
-    }
-    const geofenceIds = await resolveGeofences(tx, input);
-    const definition: Definition = {
-      storeId: input.storeId ?? null,
-      geofenceIds,
-      priority: input.priority ?? 0,
-      startsAt: startsAt?.toISOString() ?? null,
-      endsAt: endsAt?.toISOString() ?? null,
-      trigger: input.trigger,
-      maxAccuracyM: input.maxAccuracyM ?? DEFAULT_MAX_ACCURACY_M,
-      channel: input.channel ?? 'sms',
-    };
-    const [c] = await tx.query<{ id: string }>(
-      `INSERT INTO campaigns (name, status, definition) VALUES ($1, 'active', $2) RETURNING id`,
-      [input.name, definition],
-    );
-    await tx.query('INSERT INTO campaign_versions (campaign_id, version, definition) VALUES ($1, 1, $2)', [c!.id, definition]);
-    await tx.query(`INSERT INTO offers (campaign_id, kind, title, message, valid_days) VALUES ($1, 'coupon', $2, $3, $4)`, [
-      c!.id,
-      input.offer.title,
-      input.offer.message,
-      input.offer.validDays ?? defaultValidDays,
-    ]);
+    const n = await normalizeCampaign(tx, input, defaultValidDays);
+    const [c] = await tx.query<{ id: string }>(`INSERT INTO campaigns (name, status, definition) VALUES ($1, 'active', $2) RETURNING id`, [n.name, n.definition]);
+    await saveVersion(tx, c!.id, 1, n);
     return getCampaign(tx, c!.id);
   });
 }
 
-async function resolveGeofences(db: Sql, input: CampaignInput): Promise<string[]> {
-  if (input.geofenceIds && input.geofenceIds.length > 0) {
-    const ids = [...new Set(input.geofenceIds)];
-    const found = await db.query<{ id: string }>('SELECT id FROM geofences WHERE id = ANY($1::uuid[])', [ids]);
-    const missing = ids.filter((id) => !found.some((f) => f.id === id));
-    if (missing.length > 0) throw new AppError('VALIDATION_FAILED', `body/geofenceIds: geofence ${missing[0]} does not exist`);
-    return ids;
-  }
-  if (!input.storeId) throw new AppError('VALIDATION_FAILED', 'body must name a storeId or geofenceIds');
-  const rows = await db.query<{ id: string }>('SELECT id FROM geofences WHERE store_id = $1 ORDER BY created_at, id', [input.storeId]);
-  if (rows.length === 0) throw new AppError('VALIDATION_FAILED', `store ${input.storeId} has no geofence; add one or name geofenceIds`);
-  return rows.map((r) => r.id);
+/** An edit: a new version with its own definition and offer; decisions made before keep naming the old one. */
+export async function updateCampaign(db: Database, id: string, input: CampaignInput, defaultValidDays: number): Promise<CampaignView> {
+  return db.transaction(async (tx) => {
+    const [cur] = await tx.query<{ status: CampaignStatus; version: number }>('SELECT status, version FROM campaigns WHERE id = $1 FOR UPDATE', [id]);
+    if (!cur) throw new AppError('CAMPAIGN_NOT_FOUND', `campaign ${id} does not exist`);
+    if (cur.status === 'archived') throw new AppError('CAMPAIGN_STATE_CONFLICT', `campaign ${id} is archived and cannot be edited`);
+    const n = await normalizeCampaign(tx, input, defaultValidDays);
+    const version = cur.version + 1;
+    await saveVersion(tx, id, version, n);
+    await tx.query('UPDATE campaigns SET name = $2, definition = $3, version = $4, updated_at = now() WHERE id = $1', [id, n.name, n.definition, version]);
+    return getCampaign(tx, id);
+  });
+}
+
+const TRANSITIONS: Record<'pause' | 'resume' | 'archive', { from: CampaignStatus[]; to: CampaignStatus }> = {
+  pause: { from: ['active'], to: 'paused' },
+  resume: { from: ['paused'], to: 'active' },
+  archive: { from: ['active', 'paused'], to: 'archived' },
+};
+
+export async function changeStatus(db: Database, id: string, action: keyof typeof TRANSITIONS): Promise<CampaignView> {
+  return db.transaction(async (tx) => {
+    const [cur] = await tx.query<{ status: CampaignStatus }>('SELECT status FROM campaigns WHERE id = $1 FOR UPDATE', [id]);
+    if (!cur) throw new AppError('CAMPAIGN_NOT_FOUND', `campaign ${id} does not exist`);
+    const t = TRANSITIONS[action];
+    if (!t.from.includes(cur.status)) {
+      throw new AppError('CAMPAIGN_STATE_CONFLICT', `cannot ${action} a campaign that is ${cur.status}`, { status: cur.status });
+    }
+    await tx.query('UPDATE campaigns SET status = $2, updated_at = now() WHERE id = $1', [id, t.to]);
+    return getCampaign(tx, id);
+  });
 }
 
 export async function getCampaign(db: Sql, id: string): Promise<CampaignView> {
@@ -121,29 +167,66 @@ export async function getCampaign(db: Sql, id: string): Promise<CampaignView> {
   return toView(row);
 }
 
+export async function listCampaigns(db: Sql, filter: { status?: CampaignStatus; storeId?: string }): Promise<CampaignView[]> {
+  const rows = await db.query<CampaignRow>(
+    `${SELECT} WHERE ($1::text IS NULL OR c.status = $1) AND ($2::text IS NULL OR c.definition->>'storeId' = $2)
+     ORDER BY c.created_at DESC, c.id LIMIT 1000`,
+    [filter.status ?? null, filter.storeId ?? null],
+  );
+  return rows.map(toView);
+}
+
+export async function campaignVersions(db: Sql, id: string) {
+  await getCampaign(db, id);
+  const rows = await db.query<{ version: number; name: string; definition: CampaignDefinition; created_at: Date } & Parameters<typeof offerView>[0]>(
+    `SELECT v.version, v.name, v.definition, v.created_at, o.id AS offer_id, o.title AS offer_title, o.message AS offer_message,
+            o.valid_days AS offer_valid_days
+       FROM campaign_versions v JOIN offers o ON o.campaign_id = v.campaign_id AND o.version = v.version
+      WHERE v.campaign_id = $1 ORDER BY v.version`,
+    [id],
+  );
+  return rows.map((r) => ({ version: r.version, name: r.name, definition: r.definition, offer: offerView(r), createdAt: r.created_at.toISOString() }));
+}
+
+/** The engine's shape of a stored campaign, given its geofences by id. */
+export function toEngineCampaign(v: CampaignView, fences: ReadonlyMap<string, GeofenceRow>): Campaign {
+  const d = v.definition;
+  return {
+    id: v.id,
+    version: v.version,
+    status: v.status,
+    priority: d.priority,
+    expectedValue: d.expectedValue,
+    schedule: {
+      timeZone: d.schedule.timeZone,
+      startsAt: d.schedule.startsAt ? new Date(d.schedule.startsAt) : null,
+      endsAt: d.schedule.endsAt ? new Date(d.schedule.endsAt) : null,
+      ...(d.schedule.weekly ? { weekly: d.schedule.weekly } : {}),
+    },
+    trigger: d.trigger,
+    geofences: d.geofenceIds.flatMap((id) => {
+      const row = fences.get(id);
+      return row ? [toEngineGeofence(row)] : [];
+    }),
+    sources: d.sources,
+    minConfidence: d.minConfidence,
+    maxAccuracyM: d.maxAccuracyM,
+    audience: d.audience,
+    channels: d.channels,
+    caps: d.caps,
+    budget: d.budget,
+    holdoutPercent: d.holdoutPercent,
+    offer: { id: v.offer.id, kind: 'coupon', title: v.offer.title, message: v.offer.message, validDays: v.offer.validDays },
+  };
+}
+
 /** Active campaigns with their geofences, in the engine's shape. */
-export async function activeCampaigns(db: Sql): Promise<{ campaigns: Campaign[]; names: Map<string, string> }> {
-  const rows = await db.query<CampaignRow>(`${SELECT} WHERE c.status = 'active'`);
+export async function activeCampaigns(db: Sql): Promise<Campaign[]> {
+  const rows = await db.query<CampaignRow>(`${SELECT} WHERE c.status = 'active' ORDER BY c.id`);
   const fenceIds = [...new Set(rows.flatMap((r) => r.definition.geofenceIds))];
   const fences = fenceIds.length
-    ? (await db.query<Parameters<typeof toGeofence>[0]>('SELECT * FROM geofences WHERE id = ANY($1::uuid[])', [fenceIds])).map(toGeofence)
+    ? await db.query<GeofenceRow>('SELECT * FROM geofences WHERE id = ANY($1::uuid[])', [fenceIds])
     : [];
   const byId = new Map(fences.map((f) => [f.id, f]));
-  const campaigns = rows.map((r): Campaign => {
-    const v = toView(r);
-    return {
-      id: v.id,
-      version: v.version,
-      status: v.status,
-      priority: v.priority,
-      startsAt: v.startsAt ? new Date(v.startsAt) : null,
-      endsAt: v.endsAt ? new Date(v.endsAt) : null,
-      trigger: v.trigger,
-      geofences: v.geofenceIds.flatMap((id) => byId.get(id) ?? []),
-      maxAccuracyM: v.maxAccuracyM,
-      channel: v.channel,
-      offer: v.offer,
-    };
-  });
-  return { campaigns, names: new Map(rows.map((r) => [r.id, r.name])) };
+  return rows.map((r) => toEngineCampaign(toView(r), byId));
 }

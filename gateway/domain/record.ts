@@ -1,6 +1,6 @@
 // A member's customer record: who they are, what they consented to, which offers they got and redeemed.
 import type { Sql } from '../db/database.js';
-import { toDecision, type Decision } from './checkins.js';
+import { toDecision, type Decision } from './decide.js';
 import { consentStateView, currentConsent, type ConsentStateView } from './consents.js';
 import { getMember, type Member } from './members.js';
 
@@ -78,11 +78,14 @@ export async function memberRecord(db: Sql, memberId: string): Promise<MemberRec
   };
 }
 
-export async function memberDecisions(db: Sql, memberId: string, limit: number): Promise<Decision[]> {
+/** "Why did this member get, or not get, an offer around then?": decisions in a window, newest first. */
+export async function memberDecisions(db: Sql, memberId: string, q: { from: Date | null; to: Date | null; limit: number }): Promise<Decision[]> {
   await getMember(db, memberId);
   const rows = await db.query<Parameters<typeof toDecision>[0]>(
-    'SELECT * FROM decisions WHERE member_id = $1 ORDER BY occurred_at DESC, created_at DESC LIMIT $2',
-    [memberId, limit],
+    `SELECT * FROM decisions WHERE member_id = $1 AND ($2::timestamptz IS NULL OR occurred_at >= $2)
+        AND ($3::timestamptz IS NULL OR occurred_at <= $3)
+      ORDER BY occurred_at DESC, created_at DESC LIMIT $4`,
+    [memberId, q.from, q.to, q.limit],
   );
   return rows.map(toDecision);
 }

@@ -1,6 +1,7 @@
-import type { Geofence, LatLon } from '../../campaign-rules/index.js';
-import { AppError } from '../errors.js';
+import type { LatLon } from '../../campaign-rules/index.js';
+import { AppError, invalid } from '../errors.js';
 import type { Database, Sql } from '../db/database.js';
+import { createGeofence, storeGeofences, type GeofenceView } from './geofences.js';
 import { isTimeZone } from './members.js';
 
 export interface Store {
@@ -8,7 +9,7 @@ export interface Store {
   name: string;
   timeZone: string;
   location: LatLon;
-  geofences: Geofence[];
+  geofences: GeofenceView[];
   createdAt: string;
 }
 
@@ -21,20 +22,12 @@ interface StoreRow {
   created_at: Date;
 }
 
-interface GeofenceRow {
-  id: string;
-  store_id: string | null;
-  shape: { kind: 'circle'; center: LatLon; radiusM: number };
-}
-
-export const toGeofence = (r: GeofenceRow): Geofence => ({ id: r.id, ...r.shape });
-
 export async function createStore(
   db: Database,
   input: { name: string; timeZone: string; location: LatLon; geofence?: { radiusM: number; center?: LatLon } },
 ): Promise<Store> {
   if (!isTimeZone(input.timeZone)) {
-    throw new AppError('VALIDATION_FAILED', `body/timeZone "${input.timeZone}" is not an IANA time zone`);
+    throw invalid({ field: 'body/timeZone', problem: `"${input.timeZone}" is not an IANA time zone` });
   }
   return db.transaction(async (tx) => {
     const [store] = await tx.query<StoreRow>(
@@ -42,21 +35,20 @@ export async function createStore(
       [input.name, input.timeZone, input.location.lat, input.location.lon],
     );
     if (input.geofence) {
-      const shape = { kind: 'circle', center: input.geofence.center ?? input.location, radiusM: input.geofence.radiusM };
-      await tx.query('INSERT INTO geofences (store_id, name, shape) VALUES ($1, $2, $3)', [store!.id, `${input.name} area`, shape]);
+      const shape = { kind: 'circle' as const, center: input.geofence.center ?? input.location, radiusM: input.geofence.radiusM };
+      await createGeofence(tx, { name: `${input.name} area`, storeId: store!.id, shape }, 'body/geofence');
     }
     return loadStore(tx, store!);
   });
 }
 
 async function loadStore(db: Sql, row: StoreRow): Promise<Store> {
-  const fences = await db.query<GeofenceRow>('SELECT * FROM geofences WHERE store_id = $1 ORDER BY created_at, id', [row.id]);
   return {
     id: row.id,
     name: row.name,
     timeZone: row.time_zone,
     location: { lat: row.lat, lon: row.lon },
-    geofences: fences.map(toGeofence),
+    geofences: await storeGeofences(db, row.id),
     createdAt: row.created_at.toISOString(),
   };
 }

@@ -1,4 +1,4 @@
-import { AppError } from '../errors.js';
+import { invalid } from '../errors.js';
 
 /** Device clocks drift; an instant further ahead than this is refused rather than trusted. */
 export const FUTURE_SKEW_MS = 5 * 60_000;
@@ -7,7 +7,7 @@ export const FUTURE_SKEW_MS = 5 * 60_000;
 export function pastInstant(iso: string, now: Date, field: string): Date {
   const at = new Date(iso);
   if (at.getTime() > now.getTime() + FUTURE_SKEW_MS) {
-    throw new AppError('VALIDATION_FAILED', `${field} is in the future`, { [field]: iso, serverTime: now.toISOString() });
+    throw invalid({ field, problem: `is in the future (server time ${now.toISOString()})` });
   }
   return at;
 }

@@ -31,13 +31,6 @@ export const ErrorBody = Type.Object({
 export const errors = (...statuses: number[]) =>
   Object.fromEntries([400, 500, ...statuses].map((s) => [s, ErrorBody])) as Record<number, typeof ErrorBody>;
 
-export const Geofence = Type.Object({
-  id: Uuid,
-  kind: Type.Literal('circle'),
-  center: LatLon,
-  radiusM: Type.Number(),
-});
-
 export const PurposeState = Type.Object({ granted: Type.Boolean(), since: Nullable(Instant), source: Nullable(Type.String()) });
 export const ConsentState = Type.Object(Object.fromEntries(PURPOSES.map((p) => [p, PurposeState])));
 
@@ -50,7 +43,7 @@ export const Decision = Type.Object({
   trigger: Type.String(),
   checkinId: Nullable(Uuid),
   occurredAt: Instant,
-  outcome: Type.Union([Type.Literal('offer_queued'), Type.Literal('no_match'), Type.Literal('not_sent'), Type.Literal('dropped')]),
+  outcome: Type.Union([Type.Literal('offer_queued'), Type.Literal('held_out'), Type.Literal('no_match'), Type.Literal('not_sent'), Type.Literal('dropped')]),
   reasonCode: Nullable(Type.String()),
   campaignId: Nullable(Uuid),
   campaignVersion: Nullable(Type.Integer()),

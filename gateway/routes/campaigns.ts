@@ -1,64 +1,68 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { createCampaign, getCampaign } from '../domain/campaigns.js';
+import {
+  campaignVersions, changeStatus, createCampaign, getCampaign, listCampaigns, normalizeCampaign, updateCampaign,
+} from '../domain/campaigns.js';
 import type { Deps } from '../domain/deps.js';
-import { IdParams, Instant, Nullable, Strict, Uuid, errors } from '../http/schemas.js';
-
-const Trigger = Strict({ kind: Type.Literal('checkin', { description: 'A GPS check-in inside one of the geofences' }) });
-
-const OfferInput = Strict({
-  title: Type.String({ minLength: 1, maxLength: 100 }),
-  message: Type.String({
-    minLength: 1,
-    maxLength: 300,
-    description: 'SMS text; {code} and {expires} are filled in. The programme name and opt-out line are added.',
-  }),
-  validDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 })),
-});
-
-const CreateCampaign = Strict({
-  name: Type.String({ minLength: 1, maxLength: 200 }),
-  storeId: Type.Optional(Uuid),
-  geofenceIds: Type.Optional(Type.Array(Uuid, { minItems: 1, maxItems: 1000 })),
-  priority: Type.Optional(Type.Integer({ minimum: -1000, maximum: 1000 })),
-  startsAt: Type.Optional(Instant),
-  endsAt: Type.Optional(Instant),
-  trigger: Trigger,
-  maxAccuracyM: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10_000 })),
-  channel: Type.Optional(Type.Literal('sms')),
-  offer: OfferInput,
-});
-
-const Campaign = Type.Object({
-  id: Uuid,
-  name: Type.String(),
-  status: Type.String(),
-  version: Type.Integer(),
-  storeId: Nullable(Uuid),
-  geofenceIds: Type.Array(Uuid),
-  priority: Type.Integer(),
-  startsAt: Nullable(Instant),
-  endsAt: Nullable(Instant),
-  trigger: Type.Object({ kind: Type.String() }),
-  maxAccuracyM: Type.Number(),
-  channel: Type.String(),
-  offer: Type.Object({ id: Uuid, kind: Type.String(), title: Type.String(), message: Type.String(), validDays: Type.Integer() }),
-  createdAt: Instant,
-});
+import { CampaignDefinition, CampaignInput, CampaignVersionView, CampaignView } from '../http/campaign-schema.js';
+import { IdParams, Strict, Uuid, errors } from '../http/schemas.js';
 
 const campaigns: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
+  const validDays = deps.config.couponValidDays;
+  const tags = ['campaigns'];
+
   app.post('/campaigns', {
+    schema: { tags, summary: 'Create an active campaign with one coupon offer', body: CampaignInput, response: { 201: CampaignView, ...errors(404) } },
+  }, async (req, reply) => reply.code(201).send(await createCampaign(deps.db, req.body, validDays)));
+
+  app.post('/campaigns/validate', {
     schema: {
-      tags: ['campaigns'],
-      summary: 'Create an active campaign with one coupon offer',
-      body: CreateCampaign,
-      response: { 201: Campaign, ...errors(404) },
+      tags,
+      summary: 'Validate a campaign without saving it (dry run); returns it as it would be stored',
+      body: CampaignInput,
+      response: { 200: Type.Object({ valid: Type.Literal(true), name: Type.String(), definition: CampaignDefinition }), ...errors(404) },
     },
-  }, async (req, reply) => reply.code(201).send(await createCampaign(deps.db, req.body, deps.config.couponValidDays)));
+  }, async (req) => {
+    const n = await normalizeCampaign(deps.db, req.body, validDays);
+    return { valid: true as const, name: n.name, definition: n.definition };
+  });
+
+  app.get('/campaigns', {
+    schema: {
+      tags,
+      summary: 'Campaigns, newest first',
+      querystring: Strict({
+        status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('paused'), Type.Literal('archived')])),
+        storeId: Type.Optional(Uuid),
+      }),
+      response: { 200: Type.Object({ campaigns: Type.Array(CampaignView) }) },
+    },
+  }, async (req) => ({ campaigns: await listCampaigns(deps.db, req.query) }));
 
   app.get('/campaigns/:id', {
-    schema: { tags: ['campaigns'], summary: 'A campaign with its offer', params: IdParams, response: { 200: Campaign, ...errors(404) } },
-  }, async (req) => getCampaign(deps.db, req.params.id));
+    schema: {
+      tags,
+      summary: 'A campaign at its current version, with every version it has had',
+      params: IdParams,
+      response: { 200: Type.Intersect([CampaignView, Type.Object({ versions: Type.Array(CampaignVersionView) })]), ...errors(404) },
+    },
+  }, async (req) => ({ ...(await getCampaign(deps.db, req.params.id)), versions: await campaignVersions(deps.db, req.params.id) }));
+
+  app.put('/campaigns/:id', {
+    schema: {
+      tags,
+      summary: 'Edit a campaign: the whole campaign as it should be; makes a new version',
+      params: IdParams,
+      body: CampaignInput,
+      response: { 200: CampaignView, ...errors(404, 409) },
+    },
+  }, async (req) => updateCampaign(deps.db, req.params.id, req.body, validDays));
+
+  for (const action of ['pause', 'resume', 'archive'] as const) {
+    app.post(`/campaigns/:id/${action}`, {
+      schema: { tags, summary: `${action[0]!.toUpperCase()}${action.slice(1)} a campaign`, params: IdParams, response: { 200: CampaignView, ...errors(404, 409) } },
+    }, async (req) => changeStatus(deps.db, req.params.id, action));
+  }
 };
 
 export default campaigns;

@@ -17,10 +17,10 @@ const checkins: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }
   app.post('/checkins', {
     schema: {
       tags: ['presence'],
-      summary: "A GPS check-in from the member's app; decides at once whether an offer goes out",
+      summary: "A GPS check-in from the member's app: updates presence (enter, exit, dwell, pass-by) and decides at once whether an offer goes out",
       body: Checkin,
       response: {
-        202: Type.Object({ checkinId: Nullable(Uuid), deliveryId: Nullable(Uuid), decision: Decision }),
+        202: Type.Object({ checkinId: Nullable(Uuid), decisions: Type.Array(Decision), deliveryIds: Type.Array(Uuid) }),
         ...errors(404),
       },
     },

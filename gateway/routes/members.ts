@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import { appendConsent, consentHistory, consentRecordView, consentStateView, currentConsent } from '../domain/consents.js';
 import { consentState } from '../../consent/index.js';
 import type { Deps } from '../domain/deps.js';
-import { createMember, getMember } from '../domain/members.js';
+import { createMember, getMember, updateMemberFacts } from '../domain/members.js';
 import { pastInstant } from '../domain/time.js';
 import { memberDecisions, memberRecord } from '../domain/record.js';
 import {
@@ -15,13 +15,23 @@ const Member = Type.Object({
   externalRef: Nullable(Type.String()),
   phone: Nullable(Type.String()),
   timeZone: Type.String(),
+  tier: Nullable(Type.String()),
+  tags: Type.Array(Type.String()),
+  homeStoreId: Nullable(Uuid),
   createdAt: Instant,
 });
+
+const Facts = {
+  tier: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 50, description: 'Value tier, e.g. gold' }))),
+  tags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 50 }), { maxItems: 50, description: 'Segment tags' })),
+  homeStoreId: Type.Optional(Nullable(Uuid)),
+};
 
 const CreateMember = Strict({
   phone: Type.Optional(Phone),
   timeZone: Type.Optional(TimeZone),
   externalRef: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "The retailer's own customer id" })),
+  ...Facts,
 });
 
 const ConsentInput = Strict({
@@ -68,6 +78,16 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   app.post('/members', {
     schema: { tags: ['members'], summary: 'Create a member (customer record)', body: CreateMember, response: { 201: Member, ...errors(409) } },
   }, async (req, reply) => reply.code(201).send(await createMember(deps.db, req.body)));
+
+  app.patch('/members/:id', {
+    schema: {
+      tags: ['members'],
+      summary: 'Change the facts audiences use: tier, segment tags, home store',
+      params: IdParams,
+      body: Strict(Facts),
+      response: { 200: Member, ...errors(404) },
+    },
+  }, async (req) => updateMemberFacts(deps.db, req.params.id, req.body));
 
   app.get('/members/:id', {
     schema: {
@@ -117,10 +137,20 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
       tags: ['decisions'],
       summary: 'Why the member did or did not get an offer: decisions with their traces, newest first',
       params: IdParams,
-      querystring: Strict({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })) }),
+      querystring: Strict({
+        from: Type.Optional(Instant),
+        to: Type.Optional(Instant),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+      }),
       response: { 200: Type.Object({ decisions: Type.Array(Decision) }), ...errors(404) },
     },
-  }, async (req) => ({ decisions: await memberDecisions(deps.db, req.params.id, req.query.limit ?? 50) }));
+  }, async (req) => ({
+    decisions: await memberDecisions(deps.db, req.params.id, {
+      from: req.query.from ? new Date(req.query.from) : null,
+      to: req.query.to ? new Date(req.query.to) : null,
+      limit: req.query.limit ?? 50,
+    }),
+  }));
 };
 
 export default members;

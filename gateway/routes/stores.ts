@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Deps } from '../domain/deps.js';
 import { createStore, getStore } from '../domain/stores.js';
-import { Geofence, IdParams, Instant, LatLon, Strict, TimeZone, Uuid, errors } from '../http/schemas.js';
+import { IdParams, Instant, LatLon, Strict, TimeZone, Uuid, errors } from '../http/schemas.js';
+import { Geofence } from './geofences.js';
 
 const Store = Type.Object({
   id: Uuid,

@@ -1,0 +1,222 @@
+// One decision: a presence event evaluated against the active campaigns for one member, recorded with its
+// trace, and, when an offer wins, a coupon and a queued delivery, all in the caller's transaction.
+import {
+  evaluate, type CandidateTrace, type Channel, type Evaluation, type MemberContext, type PreparedCampaigns, type PresenceEvent,
+} from '../../campaign-rules/index.js';
+import type { ConsentCheck, ConsentState } from '../../consent/index.js';
+import { checkConsent } from '../../consent/index.js';
+import type { Sql } from '../db/database.js';
+import { newCouponCode } from './coupons.js';
+import type { Deps } from './deps.js';
+import { composeSms } from './messages.js';
+import type { Member } from './members.js';
+
+export type Outcome = 'offer_queued' | 'held_out' | 'no_match' | 'not_sent' | 'dropped';
+
+export interface DecisionTrace {
+  consent: Partial<Record<'location' | 'sms_marketing', ConsentCheck>>;
+  event?: Record<string, unknown>;
+  /** Candidates listening to other triggers, or more than FAR_M away, are counted, not listed. */
+  evaluation?: Omit<Evaluation, 'candidates'> & { candidates: CandidateTrace[]; otherTriggers: number; farAway: number };
+  note?: string;
+}
+
+export interface Decision {
+  id: string;
+  memberId: string;
+  trigger: string;
+  checkinId: string | null;
+  occurredAt: string;
+  outcome: Outcome;
+  reasonCode: string | null;
+  campaignId: string | null;
+  campaignVersion: number | null;
+  trace: DecisionTrace;
+  createdAt: string;
+}
+
+export interface DecisionRow {
+  id: string;
+  member_id: string;
+  trigger: string;
+  checkin_id: string | null;
+  occurred_at: Date;
+  outcome: Outcome;
+  reason_code: string | null;
+  campaign_id: string | null;
+  campaign_version: number | null;
+  trace: DecisionTrace;
+  created_at: Date;
+}
+
+export const toDecision = (r: DecisionRow): Decision => ({
+  id: r.id,
+  memberId: r.member_id,
+  trigger: r.trigger,
+  checkinId: r.checkin_id,
+  occurredAt: r.occurred_at.toISOString(),
+  outcome: r.outcome,
+  reasonCode: r.reason_code,
+  campaignId: r.campaign_id,
+  campaignVersion: r.campaign_version,
+  trace: r.trace,
+  createdAt: r.created_at.toISOString(),
+});
+
+export async function insertDecision(
+  db: Sql,
+  d: {
+    memberId: string; trigger: string; checkinId: string | null; at: Date; outcome: Outcome; reasonCode: string | null;
+    campaignId?: string; campaignVersion?: number; trace: DecisionTrace;
+  },
+): Promise<Decision> {
+  const [row] = await db.query<DecisionRow>(
+    `INSERT INTO decisions (member_id, trigger, checkin_id, occurred_at, outcome, reason_code, campaign_id, campaign_version, trace)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *`,
+    [d.memberId, d.trigger, d.checkinId, d.at, d.outcome, d.reasonCode, d.campaignId ?? null, d.campaignVersion ?? null, d.trace],
+  );
+  return toDecision(row!);
+}
+
+/** What the engine needs to know of the member, read inside the decision's transaction. */
+export async function memberContext(db: Sql, member: Member, consent: ConsentState, before: Date): Promise<MemberContext> {
+  const [facts] = await db.query<{ tier: string | null; tags: string[]; home_store_id: string | null }>(
+    'SELECT tier, tags, home_store_id FROM members WHERE id = $1',
+    [member.id],
+  );
+  const [visits] = await db.query<{ n: number; last: Date | null }>(
+    'SELECT count(*)::int AS n, max(coalesce(ended_at, started_at)) AS last FROM visits WHERE member_id = $1 AND started_at < $2',
+    [member.id, before],
+  );
+  const offers = await db.query<{ campaign_id: string; issued_at: Date }>(
+    'SELECT campaign_id, issued_at FROM coupons WHERE member_id = $1 ORDER BY issued_at DESC',
+    [member.id],
+  );
+  const redemptions = await db.query<{ campaign_id: string; redeemed_at: Date }>(
+    `SELECT c.campaign_id, r.redeemed_at FROM redemptions r JOIN coupons c ON c.id = r.coupon_id
+      WHERE c.member_id = $1 ORDER BY r.redeemed_at DESC`,
+    [member.id],
+  );
+  const channels: Channel[] = member.phone && checkConsent(consent, ['sms_marketing']).allowed ? ['sms'] : [];
+  return {
+    id: member.id,
+    tier: facts?.tier ?? null,
+    tags: facts?.tags ?? [],
+    visitCount: visits?.n ?? 0,
+    lastVisitAt: visits?.last ?? null,
+    lifetimeRedemptions: redemptions.length,
+    homeStoreId: facts?.home_store_id ?? null,
+    channels,
+    offers: offers.map((o) => ({ campaignId: o.campaign_id, at: o.issued_at })),
+    redemptions: redemptions.map((r) => ({ campaignId: r.campaign_id, at: r.redeemed_at })),
+  };
+}
+
+async function campaignCounters(db: Sql, prepared: PreparedCampaigns) {
+  const ids = prepared.campaigns.filter((c) => c.budget.maxCoupons !== undefined || c.budget.maxRedemptions !== undefined).map((c) => c.id);
+  if (ids.length === 0) return new Map();
+  const rows = await db.query<{ campaign_id: string; issued: number; redeemed: number }>(
+    `SELECT c.campaign_id, count(*)::int AS issued, count(r.id)::int AS redeemed
+       FROM coupons c LEFT JOIN redemptions r ON r.coupon_id = c.id WHERE c.campaign_id = ANY($1::uuid[]) GROUP BY c.campaign_id`,
+    [ids],
+  );
+  return new Map(rows.map((r) => [r.campaign_id, { couponsIssued: r.issued, redemptions: r.redeemed }]));
+}
+
+/** Beyond this a campaign's place is not what the member was near; its trace would only be noise. */
+const FAR_M = 1_000;
+const isFar = (c: CandidateTrace) =>
+  c.failed?.condition === 'outside_geofences' && (c.failed.nearest === null || c.failed.nearest.distanceM > FAR_M);
+
+// Conditions in the order the engine checks them: the candidate that got furthest best explains a no.
+const ORDER = [
+  'trigger', 'status', 'not_started', 'ended', 'schedule', 'source', 'confidence', 'accuracy', 'outside_geofences', 'geofence', 'zone',
+  'dwell', 'pass_by', 'closed', 'audience', 'channel', 'member_cap', 'cooldown', 'contact_limit', 'budget',
+];
+
+function whyNot(candidates: CandidateTrace[], consent: ConsentState, member: Member): { outcome: Outcome; reason: string } {
+  let furthest = -1;
+  for (const c of candidates) furthest = Math.max(furthest, ORDER.indexOf(c.failed?.condition ?? ''));
+  const condition = ORDER[furthest];
+  if (condition === 'channel') {
+    const sms = checkConsent(consent, ['sms_marketing']);
+    if (!sms.allowed) return { outcome: 'not_sent', reason: sms.reason };
+    if (!member.phone) return { outcome: 'not_sent', reason: 'NO_PHONE' };
+  }
+  if (condition === undefined || condition === 'trigger') return { outcome: 'no_match', reason: 'NO_CAMPAIGN_MATCHED' };
+  return { outcome: 'no_match', reason: condition === 'budget' ? 'BUDGET_EXHAUSTED' : condition.toUpperCase() };
+}
+
+export interface Decided {
+  decision: Decision;
+  deliveryId: string | null;
+}
+
+/**
+ * Evaluates and records one event. Must run in a transaction that holds the member's row lock, so that two
+ * check-ins of one member never both pass a cap; the campaign's row is locked too when its budget is checked.
+ */
+export async function decide(
+  deps: Deps,
+  tx: Sql,
+  input: { member: Member; consent: ConsentState; context: MemberContext; prepared: PreparedCampaigns; event: PresenceEvent; checkinId: string | null },
+  now: Date,
+): Promise<Decided> {
+  const { member, consent, context, prepared, event } = input;
+  const counters = await campaignCounters(tx, prepared);
+  const evaluation = evaluate(prepared, { member: context, event, counters }, now);
+  const otherTriggers = evaluation.candidates.filter((c) => c.failed?.condition === 'trigger').length;
+  const relevant = evaluation.candidates.filter((c) => c.failed?.condition !== 'trigger' && !isFar(c));
+  const trace: DecisionTrace = {
+    consent: { location: checkConsent(consent, ['location']), sms_marketing: checkConsent(consent, ['sms_marketing']) },
+    event: { ...event, at: event.at.toISOString() },
+    evaluation: { ...evaluation, candidates: relevant, otherTriggers, farAway: evaluation.candidates.length - otherTriggers - relevant.length },
+  };
+  const base = { memberId: member.id, trigger: event.kind, checkinId: input.checkinId, at: event.at, trace };
+  const chosen = evaluation.chosen;
+  if (!chosen) {
+    const { outcome, reason } = whyNot(evaluation.candidates, consent, member);
+    return { decision: await insertDecision(tx, { ...base, outcome, reasonCode: reason }), deliveryId: null };
+  }
+  const campaign = prepared.campaigns.find((c) => c.id === chosen.campaignId)!;
+  const ref = { campaignId: campaign.id, campaignVersion: campaign.version };
+  if (chosen.heldOut) {
+    return { decision: await insertDecision(tx, { ...base, ...ref, outcome: 'held_out', reasonCode: 'HOLDOUT' }), deliveryId: null };
+  }
+  if (campaign.budget.maxCoupons !== undefined) {
+    // Re-count under the campaign's lock: concurrent decisions on other members cannot overrun the budget.
+    await tx.query('SELECT 1 FROM campaigns WHERE id = $1 FOR UPDATE', [campaign.id]);
+    const [{ n }] = (await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM coupons WHERE campaign_id = $1', [campaign.id])) as [{ n: number }];
+    if (n >= campaign.budget.maxCoupons) {
+      return { decision: await insertDecision(tx, { ...base, ...ref, outcome: 'not_sent', reasonCode: 'BUDGET_EXHAUSTED' }), deliveryId: null };
+    }
+  }
+  const decision = await insertDecision(tx, { ...base, ...ref, outcome: 'offer_queued', reasonCode: null });
+  const expiresAt = new Date(now.getTime() + campaign.offer.validDays * 86_400_000);
+  const code = await issueCoupon(tx, { offerId: campaign.offer.id, campaignId: campaign.id, memberId: member.id, decisionId: decision.id, now, expiresAt });
+  const body = composeSms(deps.config.programName, campaign.offer.message, code, expiresAt, member.timeZone);
+  const [delivery] = await tx.query<{ id: string }>(
+    `INSERT INTO deliveries (decision_id, coupon_id, member_id, channel, body, status)
+     VALUES ($1, (SELECT id FROM coupons WHERE decision_id = $1), $2, $3, $4, 'queued') RETURNING id`,
+    [decision.id, member.id, chosen.channel, body],
+  );
+  // Later events of the same fix see this offer, so caps and contact limits hold within one request too.
+  context.offers.unshift({ campaignId: campaign.id, at: now });
+  return { decision, deliveryId: delivery!.id };
+}
+
+async function issueCoupon(
+  tx: Sql,
+  c: { offerId: string; campaignId: string; memberId: string; decisionId: string; now: Date; expiresAt: Date },
+): Promise<string> {
+  // A collision in 2^50 codes is near impossible; ON CONFLICT makes it a retry, not an error.
+  for (;;) {
+    const code = newCouponCode();
+    const rows = await tx.query(
+      `INSERT INTO coupons (code, offer_id, campaign_id, member_id, decision_id, issued_at, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (code) DO NOTHING RETURNING id`,
+      [code, c.offerId, c.campaignId, c.memberId, c.decisionId, c.now, c.expiresAt],
+    );
+    if (rows.length === 1) return code;
+  }
+}

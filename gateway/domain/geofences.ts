@@ -1,0 +1,119 @@
+// Geofences (circles and polygons, per store or free-standing, with opening hours) and beacon zones.
+import { validateGeofence, type Geofence, type LatLon, type Position, type WeeklyWindow } from '../../campaign-rules/index.js';
+import { AppError, invalid } from '../errors.js';
+import type { Sql } from '../db/database.js';
+
+export type ShapeInput = { kind: 'circle'; center: LatLon; radiusM: number } | { kind: 'polygon'; coordinates: Position[][] };
+
+export interface GeofenceInput {
+  name: string;
+  storeId?: string;
+  shape: ShapeInput;
+  hours?: WeeklyWindow[];
+  timeZone?: string;
+}
+
+export interface GeofenceView {
+  id: string;
+  name: string;
+  storeId: string | null;
+  shape: ShapeInput;
+  hours: WeeklyWindow[] | null;
+  timeZone: string | null;
+  createdAt: string;
+}
+
+type StoredShape = { kind: 'circle'; center: LatLon; radiusM: number } | { kind: 'polygon'; rings: Position[][] };
+
+export interface GeofenceRow {
+  id: string;
+  name: string;
+  store_id: string | null;
+  shape: StoredShape;
+  hours: WeeklyWindow[] | null;
+  time_zone: string | null;
+  created_at: Date;
+}
+
+/** The engine's shape of a stored geofence. */
+export function toEngineGeofence(r: GeofenceRow): Geofence {
+  const base = { id: r.id, ...(r.hours ? { hours: r.hours, timeZone: r.time_zone ?? 'UTC' } : {}) };
+  return r.shape.kind === 'circle'
+    ? { ...base, kind: 'circle', center: r.shape.center, radiusM: r.shape.radiusM }
+    : { ...base, kind: 'polygon', rings: r.shape.rings };
+}
+
+export const toGeofenceView = (r: GeofenceRow): GeofenceView => ({
+  id: r.id,
+  name: r.name,
+  storeId: r.store_id,
+  shape: r.shape.kind === 'circle' ? r.shape : { kind: 'polygon', coordinates: r.shape.rings },
+  hours: r.hours,
+  timeZone: r.time_zone,
+  createdAt: r.created_at.toISOString(),
+});
+
+/** Refuses a bad geofence with every problem, each at its exact path under `prefix`. */
+function check(fence: Geofence, prefix: string) {
+  const problems = validateGeofence(fence).map((p) => ({
+    field: `${prefix}${p.path.replace(/^\/rings/, '/shape/coordinates').replace(/^\/(center|radiusM)/, '/shape/$1')}`,
+    problem: p.problem,
+  }));
+  if (problems.length > 0) throw invalid(...problems);
+}
+
+export async function createGeofence(db: Sql, input: GeofenceInput, prefix = 'body'): Promise<GeofenceView> {
+  let timeZone = input.timeZone ?? null;
+  if (input.storeId) {
+    const [store] = await db.query<{ time_zone: string }>('SELECT time_zone FROM stores WHERE id = $1', [input.storeId]);
+    if (!store) throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
+    timeZone ??= store.time_zone;
+  }
+  if (input.hours && !timeZone) {
+    throw invalid({ field: `${prefix}/timeZone`, problem: 'is required with hours for a geofence without a store' });
+  }
+  const shape: StoredShape =
+    input.shape.kind === 'circle' ? input.shape : { kind: 'polygon', rings: input.shape.coordinates };
+  const engine = toEngineGeofence({
+    id: 'new', name: input.name, store_id: input.storeId ?? null, shape, hours: input.hours ?? null, time_zone: timeZone, created_at: new Date(),
+  });
+  check(engine, prefix);
+  const [row] = await db.query<GeofenceRow>(
+    `INSERT INTO geofences (store_id, name, shape, hours, time_zone) VALUES ($1, $2, $3, $4, $5) RETURNING *`,
+    [input.storeId ?? null, input.name, shape, input.hours ? JSON.stringify(input.hours) : null, input.hours ? timeZone : null],
+  );
+  return toGeofenceView(row!);
+}
+
+export async function getGeofence(db: Sql, id: string): Promise<GeofenceView> {
+  const [row] = await db.query<GeofenceRow>('SELECT * FROM geofences WHERE id = $1', [id]);
+  if (!row) throw new AppError('GEOFENCE_NOT_FOUND', `geofence ${id} does not exist`);
+  return toGeofenceView(row);
+}
+
+export async function storeGeofences(db: Sql, storeId: string): Promise<GeofenceView[]> {
+  const rows = await db.query<GeofenceRow>('SELECT * FROM geofences WHERE store_id = $1 ORDER BY created_at, id', [storeId]);
+  return rows.map(toGeofenceView);
+}
+
+export interface Zone {
+  id: string;
+  storeId: string;
+  name: string;
+}
+
+export async function createZone(db: Sql, storeId: string, name: string): Promise<Zone> {
+  const [store] = await db.query('SELECT 1 FROM stores WHERE id = $1', [storeId]);
+  if (!store) throw new AppError('STORE_NOT_FOUND', `store ${storeId} does not exist`);
+  const [row] = await db.query<{ id: string }>(
+    'INSERT INTO zones (store_id, name) VALUES ($1, $2) ON CONFLICT (store_id, name) DO NOTHING RETURNING id',
+    [storeId, name],
+  );
+  if (!row) throw new AppError('ZONE_NAME_TAKEN', `store ${storeId} already has a zone named "${name}"`);
+  return { id: row.id, storeId, name };
+}
+
+export async function storeZones(db: Sql, storeId: string): Promise<Zone[]> {
+  const rows = await db.query<{ id: string; store_id: string; name: string }>('SELECT * FROM zones WHERE store_id = $1 ORDER BY name', [storeId]);
+  return rows.map((r) => ({ id: r.id, storeId: r.store_id, name: r.name }));
+}

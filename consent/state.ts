@@ -9,24 +9,43 @@ export interface ConsentEvent {
   noticeVersion?: string | null;
 }
 
-export interface PurposeState {
+interface Decided {
   granted: boolean;
-  /** The event that decided the state; null when there is none. */
+  /** The grant or withdrawal that decided the state; null when there is none. */
   since: Date | null;
   source: ConsentSource | null;
 }
+
+/**
+ * `pending` says an opt-in was requested and not yet answered; `requestedAt` exists only then.
+ * A request never changes `granted`: a member already granted stays granted while a new request waits.
+ */
+export type PurposeState = (Decided & { pending: false }) | (Decided & { pending: true; requestedAt: Date });
 
 export type ConsentState = Record<Purpose, PurposeState>;
 
 /** Folds a member's events, in ledger order, into the state of every purpose. */
 export function consentState(events: readonly ConsentEvent[]): ConsentState {
   const state = Object.fromEntries(
-    PURPOSES.map((p) => [p, { granted: false, since: null, source: null } satisfies PurposeState]),
+    PURPOSES.map((p) => [p, { granted: false, since: null, source: null, pending: false } satisfies PurposeState]),
   ) as ConsentState;
-  for (const e of events) {
-    state[e.purpose] = { granted: e.action === 'grant', since: e.occurredAt, source: e.source };
-  }
+  for (const e of events) state[e.purpose] = fold(state[e.purpose], e);
   return state;
+}
+
+function fold(s: PurposeState, e: ConsentEvent): PurposeState {
+  switch (e.action) {
+    case 'grant':
+    case 'withdraw':
+      // Either answer settles a waiting request: a grant confirms it, a withdrawal (STOP) cancels it.
+      return { granted: e.action === 'grant', since: e.occurredAt, source: e.source, pending: false };
+    case 'request':
+      return { granted: s.granted, since: s.since, source: s.source, pending: true, requestedAt: e.occurredAt };
+    default: {
+      const never: never = e.action;
+      throw new Error(`Unknown consent action ${String(never)}`);
+    }
+  }
 }
 
 export type ConsentCheck =

@@ -14,6 +14,8 @@ import health from './routes/health.js';
 import members from './routes/members.js';
 import redemptions from './routes/redemptions.js';
 import stores from './routes/stores.js';
+import twilioRoutes from './routes/twilio.js';
+import privacy from './routes/privacy.js';
 
 const BODY_LIMIT_BYTES = 64 * 1024;
 
@@ -27,6 +29,10 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler());
   // Every body is JSON; anything else gets 415 rather than a confusing schema error.
   app.removeContentTypeParser('text/plain');
+  // Twilio's webhooks are form-encoded; every value stays a string, as the signature was computed over.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
 
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = toHttpError(err);
@@ -51,7 +57,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   // A worker-only process answers health probes and nothing else.
-  const tree = deps.config.role === 'worker' ? [health] : [health, stores, geofences, campaigns, members, checkins, redemptions, deliveries];
+  const tree = deps.config.role === 'worker' ? [health] : [health, stores, geofences, campaigns, members, checkins, redemptions, deliveries, twilioRoutes, privacy];
   for (const routes of tree) {
     await app.register(routes, { deps });
   }

@@ -30,6 +30,14 @@ export interface Config {
   twilio?: TwilioConfig;
   /** Name of the programme, shown in every SMS. */
   programName: string;
+  /** Where members get help, named in the opt-in and HELP messages. */
+  programHelp: string;
+  /** Expected message frequency, named in the opt-in message (CTIA). */
+  programFrequency: string;
+  /** The gateway's address as Twilio calls it (it may sit behind a proxy); webhook signatures are checked against it. */
+  publicUrl: string;
+  /** Raw check-ins and detections older than this are purged. */
+  retentionDays: number;
   couponValidDays: number;
   jobAttempts: number;
   jobBackoffMs: number;
@@ -136,6 +144,10 @@ export function loadConfig(env: Env = process.env): Config {
     queuePrefix: identifier(env, 'QUEUE_PREFIX', 'gw'),
     twilio: twilio(env),
     programName: text(env, 'PROGRAM_NAME') ?? 'Nearby Offers',
+    programHelp: text(env, 'PROGRAM_HELP') ?? 'help@example.com',
+    programFrequency: text(env, 'PROGRAM_FREQUENCY') ?? 'Up to 3 msgs/week',
+    publicUrl: (url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://${text(env, 'HOST') ?? '127.0.0.1'}:${integer(env, 'PORT', 3000, 0, 65535)}`).replace(/\/$/, ''),
+    retentionDays: integer(env, 'RETENTION_DAYS', 30, 1, 3650),
     couponValidDays: integer(env, 'COUPON_VALID_DAYS', 7, 1, 365),
     jobAttempts: integer(env, 'JOB_ATTEMPTS', 5, 1, 50),
     jobBackoffMs: integer(env, 'JOB_BACKOFF_MS', 1000, 1, 3_600_000),

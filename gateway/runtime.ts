@@ -4,10 +4,13 @@ import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import { migrate } from './db/migrate.js';
 import { openDatabase } from './db/open.js';
-import { requeueStranded, sendSmsJob } from './domain/deliveries.js';
+import { requeueStranded, sendSmsJob, sendSystemSmsJob } from './domain/deliveries.js';
+import { purgeExpired } from './domain/privacy.js';
 import type { Deps } from './domain/deps.js';
 import { openQueue } from './queue/open.js';
 import { openSmsSender } from './sms/open.js';
+
+const RETENTION_EVERY_MS = 3_600_000;
 
 export interface Gateway {
   app: FastifyInstance;
@@ -30,7 +33,15 @@ export async function startGateway(config: Config, options: { now?: () => Date }
       await deps.db.close();
     });
     if (config.role !== 'api') {
-      deps.queue.startWorker({ 'sms.send': (payload, ctx) => sendSmsJob(deps, payload, ctx) });
+      deps.queue.startWorker({
+        'sms.send': (payload, ctx) => sendSmsJob(deps, payload, ctx),
+        'sms.system': (payload) => sendSystemSmsJob(deps, payload),
+        'retention.purge': async () => {
+          const purged = await purgeExpired(deps.db, deps.now(), config.retentionDays);
+          app.log.info({ purged, retentionDays: config.retentionDays }, 'retention purge');
+        },
+      });
+      await deps.queue.repeat('retention.purge', {}, RETENTION_EVERY_MS);
       const requeued = await requeueStranded(deps);
       if (requeued > 0) app.log.info({ requeued }, 'queued deliveries without a job were queued again');
     }

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
 import { backends, isolatedConfig, type Isolated } from './support/backends.js';
+import { grantConsents } from './support/consent.js';
 
 const START = new Date('2026-06-03T16:00:00Z'); // Wednesday 12:00 in New York
 const MIN = 60_000;
@@ -33,7 +34,7 @@ describe.each(backends)('campaigns on the %s backends', (backend) => {
 
   const newMember = async (extra: object = {}) => {
     const m = await ok('POST', '/members', { phone: `+1415555${String(3000 + ++phoneSeq)}`, timeZone: 'America/New_York', ...extra });
-    for (const purpose of ['location', 'sms_marketing']) await ok('POST', `/members/${m.id}/consents`, { purpose, action: 'grant', source: 'app' });
+    await grantConsents(gw, m.id, m.phone, ['location', 'sms_marketing']);
     return m.id as string;
   };
 

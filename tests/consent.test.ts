@@ -10,12 +10,12 @@ describe('consentState', () => {
   it('grants nothing without events', () => {
     const s = consentState([]);
     expect(Object.keys(s).sort()).toEqual([...PURPOSES].sort());
-    for (const p of PURPOSES) expect(s[p]).toEqual({ granted: false, since: null, source: null });
+    for (const p of PURPOSES) expect(s[p]).toEqual({ granted: false, since: null, source: null, pending: false });
   });
 
   it('lets the last event of each purpose decide, purposes independent of each other', () => {
     const s = consentState([ev('location', 'grant', 1), ev('sms_marketing', 'grant', 2), ev('location', 'withdraw', 3), ev('location', 'grant', 4)]);
-    expect(s.location).toEqual({ granted: true, since: at(4), source: 'app' });
+    expect(s.location).toEqual({ granted: true, since: at(4), source: 'app', pending: false });
     expect(s.sms_marketing.granted).toBe(true);
     expect(s.partner_offers.granted).toBe(false);
   });

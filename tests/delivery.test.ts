@@ -3,9 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendSmsJob } from '../gateway/domain/deliveries.js';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
 import { backends, eventually, isolatedConfig, type Isolated } from './support/backends.js';
-import { startTwilioStandIn, type TwilioStandIn } from './support/twilio-standin.js';
+import { grantConsents } from './support/consent.js';
+import { startTwilioStandIn, type Failure, type TwilioStandIn } from './support/twilio-standin.js';
 
 const STORE_AT = { lat: 48.8584, lon: 2.2945 };
+// 18:00 in Paris, moving with real time: offers are never sent in the members' quiet hours.
+const START = Date.parse('2026-06-03T16:00:00Z');
+const t0 = Date.now();
+const clock = () => new Date(START + (Date.now() - t0));
 
 describe.each(backends)('SMS delivery on the %s backends', (backend) => {
   let twilio: TwilioStandIn;
@@ -18,15 +23,21 @@ describe.each(backends)('SMS delivery on the %s backends', (backend) => {
     return { status: res.statusCode, body: res.json() };
   };
 
-  /** A consenting member checks in at the store; returns the delivery id the decision queued. */
-  const offer = async (gateway: Gateway): Promise<{ memberId: string; deliveryId: string; phone: string }> => {
+  /** Offers sent to a phone (the opt-in request is a programme message, not an offer). */
+  const offersTo = (phone: string) => twilio.messages.filter((m) => m.to === phone && /Code: [0-9A-Z]{10}/.test(m.body));
+
+  /**
+   * A consenting member checks in at the store; returns the delivery id the decision queued. With a worker
+   * running, the opt-in request is awaited first, so failures queued for the stand-in hit the offer.
+   */
+  const offer = async (gateway: Gateway, failures: Failure[] = [], worker = true): Promise<{ memberId: string; deliveryId: string; phone: string }> => {
     const phone = `+3361234${String(5600 + ++phoneSeq)}`;
     const m = await call(gateway, 'POST', '/members', { phone, timeZone: 'Europe/Paris' });
     expect(m.status).toBe(201);
-    for (const purpose of ['location', 'sms_marketing']) {
-      await call(gateway, 'POST', `/members/${m.body.id}/consents`, { purpose, action: 'grant', source: 'app' });
-    }
-    const c = await call(gateway, 'POST', '/checkins', { memberId: m.body.id, ...STORE_AT, accuracyM: 5, at: new Date().toISOString() });
+    await grantConsents(gateway, m.body.id, phone, ['location', 'sms_marketing']);
+    if (worker) await eventually(async () => (twilio.messages.some((x) => x.to === phone) ? true : undefined));
+    twilio.failNext(...failures);
+    const c = await call(gateway, 'POST', '/checkins', { memberId: m.body.id, ...STORE_AT, accuracyM: 5, at: clock().toISOString() });
     expect(c.body.decisions[0].outcome).toBe('offer_queued');
     return { memberId: m.body.id, deliveryId: c.body.deliveryIds[0], phone };
   };
@@ -52,7 +63,7 @@ describe.each(backends)('SMS delivery on the %s backends', (backend) => {
   beforeAll(async () => {
     twilio = await startTwilioStandIn();
     iso = isolatedConfig(backend, { ...twilioEnv(), JOB_ATTEMPTS: '3', JOB_BACKOFF_MS: '20' });
-    gw = await startGateway(iso.config);
+    gw = await startGateway(iso.config, { now: clock });
     await openStore(gw);
   });
 
@@ -63,19 +74,18 @@ describe.each(backends)('SMS delivery on the %s backends', (backend) => {
   });
 
   it('retries when Twilio answers 503 and sends once it recovers', async () => {
-    twilio.failNext({ status: 503, code: 20503, message: 'Service unavailable' }, { status: 503, code: 20503, message: 'Service unavailable' });
-    const { deliveryId, phone } = await offer(gw);
+    const unavailable = { status: 503, code: 20503, message: 'Service unavailable' };
+    const { deliveryId, phone } = await offer(gw, [unavailable, unavailable]);
     const d = await settled(gw, deliveryId);
     expect(d).toMatchObject({ status: 'sent', attempts: 3, providerId: expect.stringMatching(/^SM/) });
-    const sent = twilio.messages.filter((m) => m.to === phone);
+    const sent = offersTo(phone);
     expect(sent).toHaveLength(1);
     expect(sent[0]).toMatchObject({ from: '+14155550100', validityPeriod: undefined });
     expect(sent[0]!.body).toMatch(/^Nearby Offers: A free crêpe\. Code: [0-9A-Z]{10} \(valid until .+\)\. Reply STOP to opt out\.$/);
   });
 
   it('does not retry a number Twilio refuses, and keeps the failure visible', async () => {
-    twilio.failNext({ status: 400, code: 21211, message: "The 'To' number is not a valid phone number." });
-    const { deliveryId } = await offer(gw);
+    const { deliveryId } = await offer(gw, [{ status: 400, code: 21211, message: "The 'To' number is not a valid phone number." }]);
     const d = await settled(gw, deliveryId);
     expect(d).toMatchObject({ status: 'failed', attempts: 1, errorCode: '21211', statusReason: expect.stringContaining('not a valid phone number') });
     const dead = await eventually(async () => {
@@ -87,10 +97,10 @@ describe.each(backends)('SMS delivery on the %s backends', (backend) => {
 
   it('gives up after the last attempt when Twilio cannot be reached', async () => {
     const offline = isolatedConfig(backend, { ...twilioEnv(), TWILIO_API_URL: 'http://127.0.0.1:1', JOB_ATTEMPTS: '2', JOB_BACKOFF_MS: '10' });
-    const other = await startGateway(offline.config);
+    const other = await startGateway(offline.config, { now: clock });
     try {
       await openStore(other);
-      const { deliveryId } = await offer(other);
+      const { deliveryId } = await offer(other, [], false);
       const d = await settled(other, deliveryId);
       expect(d).toMatchObject({ status: 'failed', attempts: 2, errorCode: 'NETWORK' });
     } finally {
@@ -102,24 +112,24 @@ describe.each(backends)('SMS delivery on the %s backends', (backend) => {
   it('cancels an offer whose consent is withdrawn while queued, and sends one left without a job on restart', async () => {
     // An API-only gateway queues but never sends: its jobs wait for a worker.
     const apiIso = isolatedConfig(backend, { ...twilioEnv(), ROLE: 'api' });
-    let apiOnly: Gateway | undefined = await startGateway(apiIso.config);
+    let apiOnly: Gateway | undefined = await startGateway(apiIso.config, { now: clock });
     let full: Gateway | undefined;
     try {
       await openStore(apiOnly);
-      const withdrawn = await offer(apiOnly);
+      const withdrawn = await offer(apiOnly, [], false);
       await call(apiOnly, 'POST', `/members/${withdrawn.memberId}/consents`, { purpose: 'sms_marketing', action: 'withdraw', source: 'app' });
       await sendSmsJob(apiOnly.deps, { deliveryId: withdrawn.deliveryId }, { attempt: 1, maxAttempts: 3 });
       const d = (await call(apiOnly, 'GET', `/deliveries/${withdrawn.deliveryId}`)).body;
       expect(d).toMatchObject({ status: 'cancelled', statusReason: 'CONSENT_WITHDRAWN', attempts: 0 });
 
-      const waiting = await offer(apiOnly);
+      const waiting = await offer(apiOnly, [], false);
       await apiOnly.close();
       apiOnly = undefined;
       // BullMQ kept the job in Redis; the in-process queue lost it with the process and the start-up sweep queues it again.
-      full = await startGateway({ ...apiIso.config, role: 'all' });
+      full = await startGateway({ ...apiIso.config, role: 'all' }, { now: clock });
       expect(await settled(full, waiting.deliveryId)).toMatchObject({ status: 'sent', attempts: 1 });
-      expect(twilio.messages.filter((m) => m.to === waiting.phone)).toHaveLength(1);
-      expect(twilio.messages.filter((m) => m.to === withdrawn.phone)).toHaveLength(0);
+      expect(offersTo(waiting.phone)).toHaveLength(1);
+      expect(offersTo(withdrawn.phone)).toHaveLength(0);
       expect((await call(full, 'GET', `/deliveries/${withdrawn.deliveryId}`)).body.status).toBe('cancelled');
     } finally {
       await apiOnly?.close();

@@ -27,7 +27,8 @@ describe('the gateway process', () => {
     expect(p.output()).toContain('Invalid configuration: PORT must be a whole number, got "eighty"');
   });
 
-  it('serves on the embedded default and drains on SIGTERM, releasing the data directory', async () => {
+  // Generous limit: a cold tsx start plus a fresh embedded database on a busy 2-core machine.
+  it('serves on the embedded default and drains on SIGTERM, releasing the data directory', { timeout: 90_000 }, async () => {
     const p = run({ PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'info' });
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no listen line in: ${p.output()}`)), 60_000);

@@ -2,11 +2,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
 import { backends, eventually, isolatedConfig, type Isolated } from './support/backends.js';
+import { grantConsents } from './support/consent.js';
 import { startTwilioStandIn, type TwilioStandIn } from './support/twilio-standin.js';
 
 const STORE_AT = { lat: 40.7411, lon: -73.9897 };
 const INSIDE = { lat: 40.7415, lon: -73.9893 }; // about 55 m from the store
 const OUTSIDE = { lat: 40.7511, lon: -73.9897 }; // about 1.1 km away
+// Noon in New York, moving with real time: offers are never sent in the members' quiet hours.
+const START = Date.parse('2026-06-03T16:00:00Z');
+const t0 = Date.now();
+const clock = () => new Date(START + (Date.now() - t0));
 
 describe.each(backends)('the slice on the %s backends', (backend) => {
   let twilio: TwilioStandIn;
@@ -23,15 +28,15 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
   const newMember = async (phone: string, purposes: string[]) => {
     const m = await call('POST', '/members', { phone, timeZone: 'America/New_York' });
     expect(m.status).toBe(201);
-    for (const purpose of purposes) {
-      const c = await call('POST', `/members/${m.body.id}/consents`, { purpose, action: 'grant', source: 'app', noticeVersion: 'n-1' });
-      expect(c.status).toBe(201);
-    }
+    await grantConsents(gw, m.body.id, phone, purposes);
     return m.body.id as string;
   };
 
   const checkin = (memberId: string, at: { lat: number; lon: number }, accuracyM = 10) =>
-    call('POST', '/checkins', { memberId, ...at, accuracyM, at: new Date().toISOString() });
+    call('POST', '/checkins', { memberId, ...at, accuracyM, at: clock().toISOString() });
+
+  /** Offers sent to a phone (programme messages such as the opt-in request are not offers). */
+  const offersTo = (phone: string) => twilio.messages.filter((m) => m.to === phone && /code [0-9A-Z]{10}/.test(m.body));
 
   const tableCounts = async () => {
     const rows = await gw.deps.db.query<{ t: string; n: number }>(
@@ -51,7 +56,7 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
       TWILIO_MESSAGING_SERVICE_SID: 'MG' + 'b'.repeat(32),
       TWILIO_API_URL: twilio.url,
     });
-    gw = await startGateway(iso.config);
+    gw = await startGateway(iso.config, { now: clock });
     expect(gw.deps.db.kind).toBe(backend === 'real' ? 'postgres' : 'embedded');
     expect(gw.deps.queue.kind).toBe(backend === 'real' ? 'bullmq' : 'in-process');
 
@@ -94,7 +99,7 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
     });
     expect(delivery.providerId).toMatch(/^SM\d{32}$/);
 
-    const sms = twilio.messages.filter((m) => m.to === '+14155552671');
+    const sms = offersTo('+14155552671');
     expect(sms).toHaveLength(1);
     expect(sms[0]!.messagingServiceSid).toBe('MG' + 'b'.repeat(32));
     expect(Number(sms[0]!.validityPeriod)).toBeGreaterThan(800);
@@ -137,7 +142,6 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
 
   it('without location consent keeps no check-in, sends nothing, and the decision says why', async () => {
     const memberId = await newMember('+14155552673', ['sms_marketing']);
-    const before = twilio.messages.length;
     const res = await checkin(memberId, INSIDE);
     expect(res.status).toBe(202);
     expect(res.body.checkinId).toBeNull();
@@ -150,7 +154,7 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
     const why = await call('GET', `/members/${memberId}/decisions`);
     expect(why.body.decisions).toHaveLength(1);
     expect(why.body.decisions[0].reasonCode).toBe('CONSENT_MISSING');
-    expect(twilio.messages.length).toBe(before);
+    expect(offersTo('+14155552673')).toEqual([]);
   });
 
   it('without sms_marketing consent issues no coupon and sends nothing, and the decision says why', async () => {
@@ -162,7 +166,7 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
     expect(candidate.failed).toEqual({ condition: 'channel', allowed: ['sms'], memberChannels: [] });
     const coupons = await gw.deps.db.query('SELECT 1 FROM coupons WHERE member_id = $1', [memberId]);
     expect(coupons).toHaveLength(0);
-    expect(twilio.messages.filter((m) => m.to === '+14155552674')).toHaveLength(0);
+    expect(offersTo('+14155552674')).toEqual([]);
   });
 
   it('after a withdrawal, the reason is CONSENT_WITHDRAWN', async () => {
@@ -171,7 +175,9 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
     const res = await checkin(memberId, INSIDE);
     expect(res.body.decisions[0]).toMatchObject({ outcome: 'not_sent', reasonCode: 'CONSENT_WITHDRAWN' });
     const history = await call('GET', `/members/${memberId}/consents`);
-    expect(history.body.history.map((e: { action: string }) => e.action)).toEqual(['grant', 'grant', 'withdraw']);
+    expect(history.body.history.map((e: { action: string; source: string }) => `${e.action}:${e.source}`)).toEqual([
+      'grant:app', 'request:app', 'grant:sms_keyword', 'withdraw:app',
+    ]);
     expect(history.body.history[0]).toMatchObject({ source: 'app', noticeVersion: 'n-1', ip: expect.any(String) });
   });
 
@@ -195,12 +201,12 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
     const before = await tableCounts();
     const bad: Array<[string, unknown, number, string]> = [
       ['/checkins', '{"memberId":', 400, 'MALFORMED_JSON'],
-      ['/checkins', { memberId, lat: 'north', lon: 0, accuracyM: 5, at: new Date().toISOString() }, 400, 'VALIDATION_FAILED'],
-      ['/checkins', { memberId, lat: '40.7', lon: 0, accuracyM: 5, at: new Date().toISOString() }, 400, 'VALIDATION_FAILED'],
-      ['/checkins', { memberId, lat: 91, lon: 0, accuracyM: 5, at: new Date().toISOString() }, 400, 'VALIDATION_FAILED'],
+      ['/checkins', { memberId, lat: 'north', lon: 0, accuracyM: 5, at: clock().toISOString() }, 400, 'VALIDATION_FAILED'],
+      ['/checkins', { memberId, lat: '40.7', lon: 0, accuracyM: 5, at: clock().toISOString() }, 400, 'VALIDATION_FAILED'],
+      ['/checkins', { memberId, lat: 91, lon: 0, accuracyM: 5, at: clock().toISOString() }, 400, 'VALIDATION_FAILED'],
       ['/checkins', { memberId, ...INSIDE, accuracyM: 5, at: new Date().toISOString(), extra: 1 }, 400, 'VALIDATION_FAILED'],
-      ['/checkins', { memberId, ...INSIDE, accuracyM: 5, at: new Date(Date.now() + 3_600_000).toISOString() }, 400, 'VALIDATION_FAILED'],
-      ['/checkins', { memberId: '00000000-0000-4000-8000-000000000000', ...INSIDE, accuracyM: 5, at: new Date().toISOString() }, 404, 'MEMBER_NOT_FOUND'],
+      ['/checkins', { memberId, ...INSIDE, accuracyM: 5, at: new Date(clock().getTime() + 3_600_000).toISOString() }, 400, 'VALIDATION_FAILED'],
+      ['/checkins', { memberId: '00000000-0000-4000-8000-000000000000', ...INSIDE, accuracyM: 5, at: clock().toISOString() }, 404, 'MEMBER_NOT_FOUND'],
       ['/members', { phone: '4155552678' }, 400, 'PHONE_INVALID'],
       ['/members', { phone: '+999' }, 400, 'PHONE_INVALID'],
       ['/members', { phone: '+14155552677' }, 409, 'PHONE_TAKEN'],

@@ -6,6 +6,7 @@ import type { Sql } from '../db/database.js';
 import { preparedCampaigns } from './campaign-cache.js';
 import { currentConsent } from './consents.js';
 import { decide, insertDecision, memberContext, type Decision } from './decide.js';
+import { countDrop } from './privacy.js';
 import type { Deps } from './deps.js';
 import { getMember, type Member } from './members.js';
 
@@ -101,6 +102,7 @@ export async function handleCheckin(deps: Deps, input: CheckinInput): Promise<Ch
     // Without location consent the position is never stored or used; only the decision not to use it is.
     const location = checkConsent(consent, ['location']);
     if (!location.allowed) {
+      await countDrop(tx, 'checkin_no_location_consent', now);
       const decision = await insertDecision(tx, {
         memberId: member.id, trigger: 'checkin', checkinId: null, at: input.at, outcome: 'dropped', reasonCode: location.reason,
         trace: { consent: { location }, note: 'check-in discarded unstored: location consent is not granted' },

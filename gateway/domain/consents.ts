@@ -67,11 +67,20 @@ export async function currentConsent(db: Sql, memberId: string): Promise<Consent
 }
 
 /** The API's view of consent state: instants as ISO strings. */
-export type ConsentStateView = Record<Purpose, { granted: boolean; since: string | null; source: ConsentSource | null }>;
+export type ConsentStateView = Record<
+  Purpose,
+  { granted: boolean; since: string | null; source: ConsentSource | null; pending: boolean; requestedAt: string | null }
+>;
 
 export function consentStateView(state: ConsentState): ConsentStateView {
   return Object.fromEntries(
-    Object.entries(state).map(([purpose, s]) => [purpose, { ...s, since: s.since?.toISOString() ?? null }]),
+    Object.entries(state).map(([purpose, s]) => [
+      purpose,
+      {
+        granted: s.granted, since: s.since?.toISOString() ?? null, source: s.source, pending: s.pending,
+        requestedAt: s.pending ? s.requestedAt.toISOString() : null,
+      },
+    ]),
   ) as ConsentStateView;
 }
 

@@ -4,7 +4,7 @@ import {
   evaluate, type CandidateTrace, type Channel, type Evaluation, type MemberContext, type PreparedCampaigns, type PresenceEvent,
 } from '../../campaign-rules/index.js';
 import type { ConsentCheck, ConsentState } from '../../consent/index.js';
-import { checkConsent } from '../../consent/index.js';
+import { checkConsent, isQuiet, nextAllowed } from '../../consent/index.js';
 import type { Sql } from '../db/database.js';
 import { newCouponCode } from './coupons.js';
 import type { Deps } from './deps.js';
@@ -180,6 +180,12 @@ export async function decide(
   }
   const campaign = prepared.campaigns.find((c) => c.id === chosen.campaignId)!;
   const ref = { campaignId: campaign.id, campaignVersion: campaign.version };
+  // In the member's quiet hours nobody is treated, so the control group below stays comparable.
+  if (isQuiet(now, member.timeZone)) {
+    const next = nextAllowed(now, member.timeZone);
+    trace.note = `quiet hours in ${member.timeZone} until ${next?.toISOString() ?? 'never'}`;
+    return { decision: await insertDecision(tx, { ...base, ...ref, outcome: 'not_sent', reasonCode: 'QUIET_HOURS' }), deliveryId: null };
+  }
   if (chosen.heldOut) {
     return { decision: await insertDecision(tx, { ...base, ...ref, outcome: 'held_out', reasonCode: 'HOLDOUT' }), deliveryId: null };
   }

@@ -1,10 +1,11 @@
 // The SMS worker: one job per delivery row; consent is checked again at the last moment before sending.
-import { checkConsent } from '../../consent/index.js';
+import { checkConsent, isQuiet, nextAllowed } from '../../consent/index.js';
 import { AppError } from '../errors.js';
 import type { Sql } from '../db/database.js';
 import { TerminalJobError, type JobContext } from '../queue/jobs.js';
 import { SmsSendError } from '../sms/sender.js';
 import { OFFER_FRESHNESS_S } from './checkins.js';
+import { recordCarrierOptOut } from './consent-changes.js';
 import { currentConsent } from './consents.js';
 import type { Deps } from './deps.js';
 
@@ -69,8 +70,8 @@ async function finish(db: Sql, id: string, status: DeliveryStatus, fields: { rea
 
 export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: string }, ctx: JobContext): Promise<void> {
   const { db } = deps;
-  const [row] = await db.query<Row & { phone_e164: string | null }>(
-    'SELECT d.*, m.phone_e164 FROM deliveries d JOIN members m ON m.id = d.member_id WHERE d.id = $1',
+  const [row] = await db.query<Row & { phone_e164: string | null; time_zone: string }>(
+    'SELECT d.*, m.phone_e164, m.time_zone FROM deliveries d JOIN members m ON m.id = d.member_id WHERE d.id = $1',
     [deliveryId],
   );
   if (!row) throw new TerminalJobError(`delivery ${deliveryId} does not exist`, 'DELIVERY_NOT_FOUND');
@@ -79,8 +80,18 @@ export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: strin
   const consent = checkConsent(await currentConsent(db, row.member_id), ['sms_marketing']);
   if (!consent.allowed) return finish(db, row.id, 'cancelled', { reason: consent.reason });
   if (!row.phone_e164) return finish(db, row.id, 'cancelled', { reason: 'NO_PHONE' });
-  const ageS = (deps.now().getTime() - row.created_at.getTime()) / 1000;
+  const now = deps.now();
+  const ageS = (now.getTime() - row.created_at.getTime()) / 1000;
   if (ageS >= OFFER_FRESHNESS_S) return finish(db, row.id, 'cancelled', { reason: 'STALE_OFFER' });
+  if (isQuiet(now, row.time_zone)) {
+    // Held to the end of the member's quiet hours if the offer is still fresh then; otherwise dropped.
+    const next = nextAllowed(now, row.time_zone);
+    if (next && next.getTime() - row.created_at.getTime() < OFFER_FRESHNESS_S * 1000) {
+      await deps.queue.enqueue('sms.send', { deliveryId }, { jobId: `${deliveryId}@${next.getTime()}`, delayMs: next.getTime() - now.getTime() });
+      return;
+    }
+    return finish(db, row.id, 'cancelled', { reason: 'QUIET_HOURS' });
+  }
 
   await db.query('UPDATE deliveries SET attempts = attempts + 1, updated_at = now() WHERE id = $1', [row.id]);
   try {
@@ -88,6 +99,8 @@ export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: strin
     await finish(db, row.id, 'sent', { providerId });
   } catch (err) {
     const e = err instanceof SmsSendError ? err : new SmsSendError(String(err), true);
+    // The carrier says the member unsubscribed (by replying STOP to it): that is a withdrawal for us too.
+    if (e.code === '21610') await recordCarrierOptOut(deps, row.member_id, now);
     if (!e.retryable || ctx.attempt >= ctx.maxAttempts) {
       await finish(db, row.id, 'failed', { reason: e.message, errorCode: e.code });
       throw new TerminalJobError(e.message, e.code);
@@ -102,4 +115,16 @@ export async function requeueStranded(deps: Deps): Promise<number> {
   const rows = await deps.db.query<{ id: string }>(`SELECT id FROM deliveries WHERE status = 'queued' ORDER BY created_at`);
   for (const r of rows) await deps.queue.enqueue('sms.send', { deliveryId: r.id }, { jobId: r.id });
   return rows.length;
+}
+
+/** Programme messages (opt-in request and the like) go to the member's number, if they still have one. */
+export async function sendSystemSmsJob(deps: Deps, { memberId, text }: { memberId: string; text: string }): Promise<void> {
+  const [member] = await deps.db.query<{ phone_e164: string | null }>('SELECT phone_e164 FROM members WHERE id = $1', [memberId]);
+  if (!member?.phone_e164) return; // erased, or the number was removed: nothing to send to
+  try {
+    await deps.sms.send({ to: member.phone_e164, body: text });
+  } catch (err) {
+    if (err instanceof SmsSendError && !err.retryable) throw new TerminalJobError(err.message, err.code);
+    throw err;
+  }
 }

@@ -31,7 +31,14 @@ export const ErrorBody = Type.Object({
 export const errors = (...statuses: number[]) =>
   Object.fromEntries([400, 500, ...statuses].map((s) => [s, ErrorBody])) as Record<number, typeof ErrorBody>;
 
-export const PurposeState = Type.Object({ granted: Type.Boolean(), since: Nullable(Instant), source: Nullable(Type.String()) });
+export const PurposeState = Type.Object({
+  granted: Type.Boolean(),
+  since: Nullable(Instant),
+  source: Nullable(Type.String()),
+  /** An SMS opt-in was requested and awaits the member's YES. */
+  pending: Type.Boolean(),
+  requestedAt: Nullable(Instant),
+});
 export const ConsentState = Type.Object(Object.fromEntries(PURPOSES.map((p) => [p, PurposeState])));
 
 /** Traces are free-form JSON written by the engine and the consent policy. */

@@ -29,7 +29,11 @@ export async function bullmqQueue(redisUrl: string, prefix: string, policy: Retr
     async enqueue<N extends JobName>(name: N, payload: JobPayloads[N], opts: EnqueueOptions = {}) {
       await queue.add(name, payload, { jobId: opts.jobId, delay: opts.delayMs });
     },
-    startWorker(handlers: JobHandlers) {
+    async repeat(name, payload, everyMs) {
+      // A scheduler id is unique in Redis: every gateway upserts the same one, and it fires once per period.
+      await queue.upsertJobScheduler(`repeat-${name}`, { every: everyMs }, { name, data: payload });
+    },
+    startWorker(handlers: Partial<JobHandlers>) {
       if (worker) throw new Error('worker already started');
       worker = new Worker(
         QUEUE_NAME,

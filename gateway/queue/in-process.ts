@@ -16,7 +16,8 @@ export function inProcessQueue(policy: RetryPolicy, concurrency = 4): JobQueue {
   const known = new Set<string>(); // ids waiting, delayed or running
   const dead: DeadLetter[] = [];
   const running = new Set<Promise<void>>();
-  let handlers: JobHandlers | undefined;
+  let handlers: Partial<JobHandlers> | undefined;
+  const intervals = new Set<NodeJS.Timeout>();
   let closed = false;
   let seq = 0;
 
@@ -41,8 +42,9 @@ export function inProcessQueue(policy: RetryPolicy, concurrency = 4): JobQueue {
   }
 
   async function execute(job: Job) {
-    const handler = handlers![job.name] as (p: unknown, c: { attempt: number; maxAttempts: number }) => Promise<void>;
+    const handler = handlers![job.name] as ((p: unknown, c: { attempt: number; maxAttempts: number }) => Promise<void>) | undefined;
     try {
+      if (!handler) throw new TerminalJobError(`no handler for job ${job.name}`);
       await handler(job.payload, { attempt: job.attempt, maxAttempts: policy.attempts });
       known.delete(job.id);
     } catch (err) {
@@ -77,6 +79,11 @@ export function inProcessQueue(policy: RetryPolicy, concurrency = 4): JobQueue {
         pump();
       }
     },
+    async repeat(name, payload, everyMs) {
+      const timer = setInterval(() => void this.enqueue(name, payload, { jobId: `repeat-${name}` }).catch(() => {}), everyMs);
+      timer.unref();
+      intervals.add(timer);
+    },
     startWorker(h) {
       if (handlers) throw new Error('worker already started');
       handlers = h;
@@ -90,6 +97,7 @@ export function inProcessQueue(policy: RetryPolicy, concurrency = 4): JobQueue {
     },
     async close() {
       closed = true;
+      for (const t of intervals) clearInterval(t);
       for (const t of timers) clearTimeout(t);
       timers.clear();
       await Promise.allSettled([...running]);

@@ -3,6 +3,10 @@
 export interface JobPayloads {
   /** Send the SMS of one delivery row; the row holds everything else. */
   'sms.send': { deliveryId: string };
+  /** A programme message that is not marketing (opt-in request, confirmations): text fixed at enqueue. */
+  'sms.system': { memberId: string; text: string };
+  /** Purge raw presence older than the retention period. */
+  'retention.purge': Record<string, never>;
 }
 
 export type JobName = keyof JobPayloads;

@@ -25,8 +25,10 @@ export interface RetryPolicy {
 export interface JobQueue {
   readonly kind: 'bullmq' | 'in-process';
   enqueue<N extends JobName>(name: N, payload: JobPayloads[N], opts?: EnqueueOptions): Promise<void>;
-  /** Starts consuming; call at most once. */
-  startWorker(handlers: JobHandlers): void;
+  /** Starts consuming; call at most once. A job with no handler fails for good. */
+  startWorker(handlers: Partial<JobHandlers>): void;
+  /** Enqueues the job every `everyMs`, once across all processes sharing the queue. */
+  repeat<N extends JobName>(name: N, payload: JobPayloads[N], everyMs: number): Promise<void>;
   deadLetters(limit?: number): Promise<DeadLetter[]>;
   ping(): Promise<void>;
   /** Stops taking jobs, waits for running ones, releases connections. */

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { appendConsent, consentHistory, consentRecordView, consentStateView, currentConsent } from '../domain/consents.js';
+import { changeConsent } from '../domain/consent-changes.js';
+import { consentHistory, consentRecordView, consentStateView } from '../domain/consents.js';
 import { consentState } from '../../consent/index.js';
 import type { Deps } from '../domain/deps.js';
 import { createMember, getMember, updateMemberFacts } from '../domain/members.js';
@@ -101,22 +102,21 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   app.post('/members/:id/consents', {
     schema: {
       tags: ['consent'],
-      summary: 'Record a grant or withdrawal of one purpose, with its evidence',
+      summary: 'Record a grant or withdrawal of one purpose, with its evidence; marketing SMS is granted once the member replies YES',
       params: IdParams,
       body: ConsentInput,
       response: { 201: Type.Object({ event: ConsentEvent, consents: ConsentState }), ...errors(404) },
     },
   }, async (req, reply) => {
-    const member = await getMember(deps.db, req.params.id);
     const now = deps.now();
     const occurredAt = req.body.occurredAt ? pastInstant(req.body.occurredAt, now, 'body/occurredAt') : now;
-    const event = await appendConsent(deps.db, member.id, {
+    const { event, consents } = await changeConsent(deps, req.params.id, {
       ...req.body,
       occurredAt,
       ip: req.ip,
       userAgent: req.headers['user-agent'],
     });
-    return reply.code(201).send({ event: consentRecordView(event), consents: consentStateView(await currentConsent(deps.db, member.id)) });
+    return reply.code(201).send({ event: consentRecordView(event), consents: consentStateView(consents) });
   });
 
   app.get('/members/:id/consents', {

@@ -1,0 +1,54 @@
+// Inbound SMS from Twilio (keywords: STOP, START/YES, HELP). Only requests signed with our auth token for our
+// public URL are believed; anything else is refused with 403 and changes nothing.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import twilio from 'twilio';
+import { Type } from 'typebox';
+import { handleInboundSms } from '../domain/consent-changes.js';
+import type { Deps } from '../domain/deps.js';
+import { AppError } from '../errors.js';
+import { Strict, errors } from '../http/schemas.js';
+
+const escapeXml = (s: string) => s.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+const twiml = (reply: string | null) =>
+  `<?xml version="1.0" encoding="UTF-8"?><Response>${reply ? `<Message>${escapeXml(reply)}</Message>` : ''}</Response>`;
+
+const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
+  app.post('/webhooks/twilio/sms', {
+    schema: {
+      tags: ['consent'],
+      summary: 'Twilio inbound SMS webhook (form-encoded, signed with X-Twilio-Signature); answers with TwiML',
+      response: { ...errors(403) },
+    },
+  }, async (req, reply) => {
+    const params = (req.body ?? {}) as Record<string, string>;
+    const signature = req.headers['x-twilio-signature'];
+    const token = deps.config.twilio?.authToken;
+    const url = `${deps.config.publicUrl}${req.url}`;
+    if (!token || typeof signature !== 'string' || !twilio.validateRequest(token, signature, url, params)) {
+      throw new AppError('SIGNATURE_INVALID', 'X-Twilio-Signature is missing or does not match this request');
+    }
+    const { MessageSid: messageSid, From: from, Body: body } = params;
+    if (!messageSid || !from) throw new AppError('VALIDATION_FAILED', 'body/MessageSid and body/From are required');
+    const text = await handleInboundSms(deps, { messageSid, from, body: body ?? '' }, deps.now());
+    // TwiML is XML, not JSON: sent as the string it is.
+    return reply.type('text/xml').send(twiml(text) as never);
+  });
+
+  // The embedded default's stand-in for a member's phone: replies go to the outbox like every SMS there.
+  if (deps.sms.kind === 'outbox') {
+    app.post('/dev/sms/inbound', {
+      schema: {
+        tags: ['consent'],
+        summary: 'Embedded default only: simulate an SMS from a member (e.g. YES, STOP); the reply goes to the outbox',
+        body: Strict({ from: Type.String({ minLength: 1, maxLength: 20 }), body: Type.String({ maxLength: 1600 }) }),
+        response: { 200: Type.Object({ reply: Type.Union([Type.String(), Type.Null()]) }) },
+      },
+    }, async (req) => {
+      const text = await handleInboundSms(deps, { messageSid: `dev-${crypto.randomUUID()}`, ...req.body }, deps.now());
+      if (text) await deps.sms.send({ to: req.body.from, body: text });
+      return { reply: text };
+    });
+  }
+};
+
+export default inbound;

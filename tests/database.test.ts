@@ -58,6 +58,34 @@ describe('the embedded database', () => {
       await db.close();
     }
   });
+
+  it('keeps concurrent parameterised queries and transactions apart', async () => {
+    // Many callers at once, each with its own parameters and a transaction that reads back its own row:
+    // an interleaving of their protocol messages would return another caller's row or lose a statement.
+    const db = await openEmbedded(dir, 'public');
+    try {
+      const results = await Promise.allSettled(Array.from({ length: 40 }, async (_, i) => {
+        const name = `Concurrent ${i}`;
+        const [own] = await db.transaction(async (tx) => {
+          await tx.query('INSERT INTO stores (name, time_zone, lat, lon) VALUES ($1, $2, $3, $4)', [name, 'UTC', i / 100, 0]);
+          return tx.query<{ name: string; lat: number }>('SELECT name, lat FROM stores WHERE name = $1', [name]);
+        });
+        const [plain] = await db.query<{ n: number }>('SELECT $1::int * 2 AS n', [i]);
+        return { own, plain, i };
+      }));
+      const failures = results.flatMap((r) => (r.status === 'rejected' ? [String(r.reason)] : []));
+      expect(failures).toEqual([]);
+      for (const r of results) {
+        if (r.status !== 'fulfilled') continue;
+        expect(r.value.own).toEqual({ name: `Concurrent ${r.value.i}`, lat: r.value.i / 100 });
+        expect(r.value.plain).toEqual({ n: r.value.i * 2 });
+      }
+      const [count] = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM stores WHERE name LIKE 'Concurrent %'`);
+      expect(count!.n).toBe(40);
+    } finally {
+      await db.close();
+    }
+  });
 });
 
 describe.runIf(realUrls.databaseUrl)('real PostgreSQL', () => {

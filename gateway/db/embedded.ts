@@ -7,8 +7,12 @@ import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { poolDatabase, type Database } from './database.js';
 
-// PGlite serialises all work on one backend; more connections only queue inside the socket server.
-const CONNECTIONS = 4;
+// PGlite is one backend session. The socket server multiplexes its connections onto that session message by
+// message, which keeps transactions apart but not the extended protocol's unnamed statements and portals (two
+// clients' Parse/Bind/Execute interleave: "portal does not exist"). So `pg` holds exactly one connection: every
+// query and transaction waits its turn in the pool, which is what the single session does anyway. The server
+// admits one spare connection so that a replacement is not refused while a dropped one is still being cleaned up.
+const CONNECTIONS = 1;
 
 function takeLock(lockFile: string): () => void {
   try {
@@ -43,7 +47,7 @@ export async function openEmbedded(dataDir: string, schema: string): Promise<Dat
   let server: PGLiteSocketServer | undefined;
   try {
     db = await PGlite.create(dbDir);
-    server = new PGLiteSocketServer({ db, path: path.join(socketDir, '.s.PGSQL.5432'), maxConnections: CONNECTIONS });
+    server = new PGLiteSocketServer({ db, path: path.join(socketDir, '.s.PGSQL.5432'), maxConnections: CONNECTIONS + 1 });
     await server.start();
     const pool = new pg.Pool({ host: socketDir, port: 5432, user: 'postgres', database: 'postgres', max: CONNECTIONS });
     pool.on('error', () => {});
@@ -56,7 +60,7 @@ export async function openEmbedded(dataDir: string, schema: string): Promise<Dat
       unlock();
     });
     await database.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-    // Every pooled connection is multiplexed onto the one PGlite session, so one SET serves them all.
+    // The one connection is the one PGlite session, so one SET serves every later query.
     await database.query(`SET search_path TO ${schema}`);
     return database;
   } catch (err) {

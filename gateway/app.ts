@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Deps } from './domain/deps.js';
 import { toHttpError } from './errors.js';
 import { validatorCompiler } from './http/validation.js';
+import agents from './routes/agents.js';
 import campaigns from './routes/campaigns.js';
 import checkins from './routes/checkins.js';
 import deliveries from './routes/deliveries.js';
@@ -57,7 +58,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   // A worker-only process answers health probes and nothing else.
-  const tree = deps.config.role === 'worker' ? [health] : [health, stores, geofences, campaigns, members, checkins, redemptions, deliveries, twilioRoutes, privacy];
+  const tree = deps.config.role === 'worker' ? [health] : [health, stores, geofences, campaigns, members, checkins, redemptions, deliveries, twilioRoutes, privacy, agents];
   for (const routes of tree) {
     await app.register(routes, { deps });
   }

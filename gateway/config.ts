@@ -38,6 +38,8 @@ export interface Config {
   publicUrl: string;
   /** Raw check-ins and detections older than this are purged. */
   retentionDays: number;
+  /** Members' phones rotate their Eddystone-EID every 2^K seconds; K for keys issued from now on. */
+  eidRotationExponent: number;
   couponValidDays: number;
   jobAttempts: number;
   jobBackoffMs: number;
@@ -148,6 +150,7 @@ export function loadConfig(env: Env = process.env): Config {
     programFrequency: text(env, 'PROGRAM_FREQUENCY') ?? 'Up to 3 msgs/week',
     publicUrl: (url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://${text(env, 'HOST') ?? '127.0.0.1'}:${integer(env, 'PORT', 3000, 0, 65535)}`).replace(/\/$/, ''),
     retentionDays: integer(env, 'RETENTION_DAYS', 30, 1, 3650),
+    eidRotationExponent: integer(env, 'EID_ROTATION_EXPONENT', 10, 0, 15),
     couponValidDays: integer(env, 'COUPON_VALID_DAYS', 7, 1, 365),
     jobAttempts: integer(env, 'JOB_ATTEMPTS', 5, 1, 50),
     jobBackoffMs: integer(env, 'JOB_BACKOFF_MS', 1000, 1, 3_600_000),

@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { migrate } from './db/migrate.js';
 import { openDatabase } from './db/open.js';
 import { requeueStranded, sendSmsJob, sendSystemSmsJob } from './domain/deliveries.js';
+import { purgeAgentRequests } from './domain/agents.js';
 import { purgeExpired } from './domain/privacy.js';
 import type { Deps } from './domain/deps.js';
 import { openQueue } from './queue/open.js';
@@ -38,7 +39,8 @@ export async function startGateway(config: Config, options: { now?: () => Date }
         'sms.system': (payload) => sendSystemSmsJob(deps, payload),
         'retention.purge': async () => {
           const purged = await purgeExpired(deps.db, deps.now(), config.retentionDays);
-          app.log.info({ purged, retentionDays: config.retentionDays }, 'retention purge');
+          const signatures = await purgeAgentRequests(deps.db, deps.now());
+          app.log.info({ purged, signatures, retentionDays: config.retentionDays }, 'retention purge');
         },
       });
       await deps.queue.repeat('retention.purge', {}, RETENTION_EVERY_MS);

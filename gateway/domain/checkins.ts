@@ -9,6 +9,7 @@ import { decide, insertDecision, memberContext, type Decision } from './decide.j
 import { countDrop } from './privacy.js';
 import type { Deps } from './deps.js';
 import { getMember, type Member } from './members.js';
+import { visitLeft, visitStarted } from './visits.js';
 
 /** A fix older than this has missed its moment: it is kept but triggers nothing. */
 export const STALE_AFTER_MS = 10 * 60_000;
@@ -68,15 +69,11 @@ async function updatePresence(tx: Sql, prepared: PreparedCampaigns, member: Memb
     [member.id, next, input.at],
   );
   for (const e of events) {
-    if (e.kind === 'geofence_enter') {
-      await tx.query(
-        `INSERT INTO visits (member_id, geofence_id, store_id, source, started_at)
-         VALUES ($1, $2, (SELECT store_id FROM geofences WHERE id = $2), 'gps', $3)`,
-        [member.id, e.geofenceId, e.at],
-      );
-    } else if (e.kind === 'geofence_exit') {
-      await tx.query('UPDATE visits SET ended_at = $3 WHERE member_id = $1 AND geofence_id = $2 AND ended_at IS NULL', [member.id, e.geofenceId, e.at]);
-    }
+    if (e.kind !== 'geofence_enter' && e.kind !== 'geofence_exit') continue;
+    const [fence] = await tx.query<{ store_id: string | null }>('SELECT store_id FROM geofences WHERE id = $1', [e.geofenceId]);
+    const place = { storeId: fence?.store_id ?? null, geofenceId: e.geofenceId };
+    if (e.kind === 'geofence_enter') await visitStarted(tx, member.id, place, 'gps', e.at);
+    else await visitLeft(tx, member.id, place, e.at);
   }
   return events.map((e) => ({
     kind: e.kind,

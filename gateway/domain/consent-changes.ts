@@ -8,6 +8,7 @@ import type { Sql } from '../db/database.js';
 import { AppError } from '../errors.js';
 import { appendConsent, currentConsent, type ConsentRecord } from './consents.js';
 import type { Deps } from './deps.js';
+import { destroyIdentityKey, issueIdentityKey } from './eid-registry.js';
 import { getMember, normalizePhone, type Member } from './members.js';
 
 export interface ConsentChange {
@@ -27,6 +28,9 @@ export const programInfo = (deps: Deps): ProgramInfo => ({
 
 async function record(deps: Deps, tx: Sql, member: Member, e: Omit<ConsentChange, 'action'> & { action: ConsentAction }): Promise<ConsentRecord> {
   const event = await appendConsent(tx, member.id, e);
+  // The EID identity key lives exactly as long as the ble_detection grant.
+  if (e.purpose === 'ble_detection' && e.action === 'grant') await issueIdentityKey(tx, member.id, deps.config.eidRotationExponent);
+  if (e.purpose === 'ble_detection' && e.action === 'withdraw') await destroyIdentityKey(tx, member.id);
   // The receipt is readable in the app whatever channels the member still allows.
   const text = consentReceipt({ purpose: e.purpose, action: e.action, at: e.occurredAt, timeZone: member.timeZone }, programInfo(deps));
   await tx.query(`INSERT INTO consent_receipts (member_id, event_id, text, channel) VALUES ($1, $2, $3, 'app')`, [member.id, event.id, text]);

@@ -14,7 +14,7 @@ import type { Member } from './members.js';
 export type Outcome = 'offer_queued' | 'held_out' | 'no_match' | 'not_sent' | 'dropped';
 
 export interface DecisionTrace {
-  consent: Partial<Record<'location' | 'sms_marketing', ConsentCheck>>;
+  consent: Partial<Record<'location' | 'ble_detection' | 'sms_marketing', ConsentCheck>>;
   event?: Record<string, unknown>;
   /** Candidates listening to other triggers, or more than FAR_M away, are counted, not listed. */
   evaluation?: Omit<Evaluation, 'candidates'> & { candidates: CandidateTrace[]; otherTriggers: number; farAway: number };
@@ -168,7 +168,11 @@ export async function decide(
   const otherTriggers = evaluation.candidates.filter((c) => c.failed?.condition === 'trigger').length;
   const relevant = evaluation.candidates.filter((c) => c.failed?.condition !== 'trigger' && !isFar(c));
   const trace: DecisionTrace = {
-    consent: { location: checkConsent(consent, ['location']), sms_marketing: checkConsent(consent, ['sms_marketing']) },
+    consent: {
+      // The presence data this decision used, and the channel it would use.
+      ...(event.source === 'gps' ? { location: checkConsent(consent, ['location']) } : { ble_detection: checkConsent(consent, ['ble_detection']) }),
+      sms_marketing: checkConsent(consent, ['sms_marketing']),
+    },
     event: { ...event, at: event.at.toISOString() },
     evaluation: { ...evaluation, candidates: relevant, otherTriggers, farAway: evaluation.candidates.length - otherTriggers - relevant.length },
   };

@@ -5,20 +5,28 @@ import { PURPOSES } from '../../consent/index.js';
 import type { Database, Sql } from '../db/database.js';
 import { AppError } from '../errors.js';
 import { appendConsent, currentConsent } from './consents.js';
+import { destroyIdentityKey } from './eid-registry.js';
 import { getMember } from './members.js';
 
+export type DropKind = 'checkin_no_location_consent' | 'detection_no_ble_consent' | 'detection_unresolved';
+
 /** Counts one refused item of presence data for today; the item itself is gone. */
-export async function countDrop(db: Sql, kind: 'checkin_no_location_consent' | 'detection_no_ble_consent', at: Date): Promise<void> {
+export async function countDrop(db: Sql, kind: DropKind, at: Date): Promise<void> {
+  await countDrops(db, kind, at, 1);
+}
+
+export async function countDrops(db: Sql, kind: DropKind, at: Date, n: number): Promise<void> {
+  if (n <= 0) return;
   await db.query(
-    `INSERT INTO drop_counters (day, kind, count) VALUES ($1::date, $2, 1)
-     ON CONFLICT (day, kind) DO UPDATE SET count = drop_counters.count + 1`,
-    [at.toISOString().slice(0, 10), kind],
+    `INSERT INTO drop_counters (day, kind, count) VALUES ($1::date, $2, $3)
+     ON CONFLICT (day, kind) DO UPDATE SET count = drop_counters.count + $3`,
+    [at.toISOString().slice(0, 10), kind, n],
   );
 }
 
 // Every table that holds rows about a member, with the column that names them. Export reads them all, and
 // the erasure test searches them all, so a table added later without an entry here fails loudly there.
-export const MEMBER_TABLES: Array<{ table: string; column: string; order: string }> = [
+export const MEMBER_TABLES: Array<{ table: string; column: string; order: string; columns?: string }> = [
   { table: 'consent_events', column: 'member_id', order: 'id' },
   { table: 'consent_receipts', column: 'member_id', order: 'id' },
   { table: 'checkins', column: 'member_id', order: 'occurred_at' },
@@ -29,6 +37,10 @@ export const MEMBER_TABLES: Array<{ table: string; column: string; order: string
   { table: 'coupons', column: 'member_id', order: 'issued_at' },
   { table: 'deliveries', column: 'member_id', order: 'created_at' },
   { table: 'inbound_sms', column: 'member_id', order: 'received_at' },
+  { table: 'member_zone_presence', column: 'member_id', order: 'zone_id' },
+  // The key itself stays out of exports: it is what the app computes its EIDs from, not information.
+  { table: 'member_identity_keys', column: 'member_id', order: 'issued_at', columns: 'member_id, rotation_exponent, issued_at' },
+  { table: 'identity_key_changes', column: 'member_id', order: 'seq' },
 ];
 
 /** Everything held about a member, table by table, as stored. */
@@ -36,8 +48,8 @@ export async function exportMember(db: Sql, memberId: string): Promise<Record<st
   const [member] = await db.query('SELECT * FROM members WHERE id = $1', [memberId]);
   if (!member) throw new AppError('MEMBER_NOT_FOUND', `member ${memberId} does not exist`);
   const out: Record<string, unknown> = { exportedAt: new Date().toISOString(), member };
-  for (const { table, column, order } of MEMBER_TABLES) {
-    out[table] = await db.query(`SELECT * FROM ${table} WHERE ${column} = $1 ORDER BY ${order}`, [memberId]);
+  for (const { table, column, order, columns } of MEMBER_TABLES) {
+    out[table] = await db.query(`SELECT ${columns ?? '*'} FROM ${table} WHERE ${column} = $1 ORDER BY ${order}`, [memberId]);
   }
   out.redemptions = await db.query(
     'SELECT r.* FROM redemptions r JOIN coupons c ON c.id = r.coupon_id WHERE c.member_id = $1 ORDER BY r.redeemed_at',
@@ -69,7 +81,8 @@ export async function eraseMember(db: Database, memberId: string, now: Date): Pr
         WHERE id = $1`,
       [memberId, now],
     );
-    for (const table of ['checkins', 'detections', 'visits', 'member_presence']) {
+    await destroyIdentityKey(tx, memberId);
+    for (const table of ['checkins', 'detections', 'visits', 'member_presence', 'member_zone_presence']) {
       await tx.query(`DELETE FROM ${table} WHERE member_id = $1`, [memberId]);
     }
     // Traces hold the fix and distances to geofences: both say where the member was.

@@ -1,0 +1,124 @@
+// Store edge boxes: registration, key rotation and revocation, and the check of every signed upload
+// (known agent, not revoked, fresh timestamp, valid signature, never seen before).
+import type { KeyObject } from 'node:crypto';
+import { MAX_SKEW_MS, loadPublicKey, newAgentKeyPair, verifySignature, type SignedParts } from '../../beacon-agent/signing.js';
+import type { Sql } from '../db/database.js';
+import { AppError } from '../errors.js';
+
+/** After a rotation the previous key keeps signing this long, so a box can pick up its new key. */
+export const ROTATION_GRACE_MS = 15 * 60_000;
+
+export interface Agent {
+  id: string;
+  storeId: string;
+  name: string;
+  keyVersion: number;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+interface AgentRow {
+  id: string;
+  store_id: string;
+  name: string;
+  public_key: string;
+  key_version: number;
+  previous_public_key: string | null;
+  previous_valid_until: Date | null;
+  created_at: Date;
+  revoked_at: Date | null;
+}
+
+const toAgent = (r: AgentRow): Agent => ({
+  id: r.id, storeId: r.store_id, name: r.name, keyVersion: r.key_version, createdAt: r.created_at.toISOString(),
+  revokedAt: r.revoked_at?.toISOString() ?? null,
+});
+
+/** A new agent and its private key, which is shown this once and never stored. */
+export async function registerAgent(db: Sql, input: { storeId: string; name: string }): Promise<{ agent: Agent; privateKey: string }> {
+  const [store] = await db.query('SELECT 1 FROM stores WHERE id = $1', [input.storeId]);
+  if (!store) throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
+  const keys = newAgentKeyPair();
+  const [row] = await db.query<AgentRow>(
+    'INSERT INTO agents (store_id, name, public_key) VALUES ($1, $2, $3) RETURNING *',
+    [input.storeId, input.name, keys.publicKey],
+  );
+  return { agent: toAgent(row!), privateKey: keys.privateKeyPem };
+}
+
+export async function getAgent(db: Sql, id: string): Promise<Agent> {
+  const [row] = await db.query<AgentRow>('SELECT * FROM agents WHERE id = $1', [id]);
+  if (!row) throw new AppError('AGENT_NOT_FOUND', `agent ${id} does not exist`);
+  return toAgent(row);
+}
+
+/** A new key; the old one keeps working for ROTATION_GRACE_MS. */
+export async function rotateAgentKey(db: Sql, id: string, now: Date): Promise<{ agent: Agent; privateKey: string }> {
+  const keys = newAgentKeyPair();
+  const [row] = await db.query<AgentRow>(
+    `UPDATE agents SET previous_public_key = public_key, previous_valid_until = $3, public_key = $2, key_version = key_version + 1
+      WHERE id = $1 AND revoked_at IS NULL RETURNING *`,
+    [id, keys.publicKey, new Date(now.getTime() + ROTATION_GRACE_MS)],
+  );
+  if (!row) {
+    await getAgent(db, id);
+    throw new AppError('AGENT_REVOKED', `agent ${id} is revoked`);
+  }
+  return { agent: toAgent(row), privateKey: keys.privateKeyPem };
+}
+
+export async function revokeAgent(db: Sql, id: string, now: Date): Promise<Agent> {
+  const [row] = await db.query<AgentRow>(
+    'UPDATE agents SET revoked_at = coalesce(revoked_at, $2), previous_public_key = NULL, previous_valid_until = NULL WHERE id = $1 RETURNING *',
+    [id, now],
+  );
+  if (!row) throw new AppError('AGENT_NOT_FOUND', `agent ${id} does not exist`);
+  return toAgent(row);
+}
+
+// Parsing a public key costs more than a signature check; keys are immutable text, so cache them by value.
+const parsed = new Map<string, KeyObject>();
+function publicKey(spki: string): KeyObject {
+  let key = parsed.get(spki);
+  if (!key) {
+    key = loadPublicKey(spki);
+    if (parsed.size > 10_000) parsed.clear();
+    parsed.set(spki, key);
+  }
+  return key;
+}
+
+export interface SignedRequest extends SignedParts {
+  agentId: string;
+  signature: string;
+}
+
+/**
+ * The agent behind a signed request, or a 401/403 that says what was wrong. Run inside the transaction that
+ * stores the upload: the signature is remembered there, so the same request sent again is refused.
+ */
+export async function authenticateAgent(tx: Sql, req: SignedRequest, now: Date): Promise<Agent> {
+  const rows = /^[0-9a-f-]{36}$/i.test(req.agentId) ? await tx.query<AgentRow>('SELECT * FROM agents WHERE id = $1', [req.agentId]) : [];
+  const row = rows[0];
+  if (!row) throw new AppError('AGENT_UNKNOWN', 'the request names no known agent');
+  if (row.revoked_at) throw new AppError('AGENT_REVOKED', `agent ${row.id} is revoked`);
+  if (!Number.isFinite(req.timestamp) || Math.abs(now.getTime() - req.timestamp) > MAX_SKEW_MS) {
+    throw new AppError('REQUEST_STALE', `the request's timestamp is more than ${MAX_SKEW_MS / 60_000} minutes from the gateway's clock`, {
+      gatewayTime: now.toISOString(),
+    });
+  }
+  const keys = [row.public_key];
+  if (row.previous_public_key && row.previous_valid_until && row.previous_valid_until > now) keys.push(row.previous_public_key);
+  if (!keys.some((k) => verifySignature(publicKey(k), req, req.signature))) {
+    throw new AppError('SIGNATURE_INVALID', 'x-agent-signature does not match this request');
+  }
+  const fresh = await tx.query('INSERT INTO agent_requests (signature, agent_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1', [req.signature, row.id]);
+  if (fresh.length === 0) throw new AppError('REQUEST_REPLAYED', 'this signed request was already received');
+  return toAgent(row);
+}
+
+/** Signatures older than the allowed skew can no longer be replayed (their timestamps are stale). */
+export async function purgeAgentRequests(db: Sql, now: Date): Promise<number> {
+  const rows = await db.query('DELETE FROM agent_requests WHERE seen_at < $1 RETURNING 1', [new Date(now.getTime() - 2 * MAX_SKEW_MS)]);
+  return rows.length;
+}

@@ -1,0 +1,159 @@
+// The trusted resolver of members' rotating Eddystone-EIDs. A key exists only while the member grants
+// ble_detection: it is issued with the grant and destroyed with a withdrawal or an erasure, in the same
+// transaction. Each gateway process keeps a cache derived from the database (keys, and per rotation window
+// an EID -> member table) and catches up on the change log before every lookup batch, so any number of
+// gateways resolve alike and a destroyed key stops resolving at the next batch.
+import { randomBytes } from 'node:crypto';
+import { computeEid, rotationWindow } from '../../beacon-agent/eid.js';
+import type { Sql } from '../db/database.js';
+
+/** An EID heard this many windows before or after the one the event's time falls in still resolves. */
+export const DRIFT_WINDOWS = 1;
+/** Window tables kept at most; older ones are rebuilt if a late event ever needs them. */
+const MAX_WINDOWS = 8;
+
+export async function issueIdentityKey(tx: Sql, memberId: string, k: number): Promise<boolean> {
+  const inserted = await tx.query(
+    `INSERT INTO member_identity_keys (member_id, identity_key, rotation_exponent) VALUES ($1, $2, $3)
+     ON CONFLICT (member_id) DO NOTHING RETURNING 1`,
+    [memberId, randomBytes(16), k],
+  );
+  if (inserted.length > 0) await tx.query(`INSERT INTO identity_key_changes (member_id, change) VALUES ($1, 'issued')`, [memberId]);
+  return inserted.length > 0;
+}
+
+export async function destroyIdentityKey(tx: Sql, memberId: string): Promise<boolean> {
+  const deleted = await tx.query('DELETE FROM member_identity_keys WHERE member_id = $1 RETURNING 1', [memberId]);
+  if (deleted.length > 0) await tx.query(`INSERT INTO identity_key_changes (member_id, change) VALUES ($1, 'destroyed')`, [memberId]);
+  return deleted.length > 0;
+}
+
+export interface IdentityKeyView {
+  identityKey: string;
+  rotationExponent: number;
+  issuedAt: string;
+}
+
+/** The member's own key, for their app to compute its EIDs; null without ble_detection. */
+export async function readIdentityKey(db: Sql, memberId: string): Promise<IdentityKeyView | null> {
+  const [row] = await db.query<{ identity_key: Buffer; rotation_exponent: number; issued_at: Date }>(
+    'SELECT identity_key, rotation_exponent, issued_at FROM member_identity_keys WHERE member_id = $1',
+    [memberId],
+  );
+  return row ? { identityKey: row.identity_key.toString('base64'), rotationExponent: row.rotation_exponent, issuedAt: row.issued_at.toISOString() } : null;
+}
+
+interface KeyEntry {
+  key: Buffer;
+  k: number;
+}
+
+interface WindowTable {
+  eids: Map<string, string>;
+  byMember: Map<string, string>;
+}
+
+export class EidRegistry {
+  private readonly keys = new Map<string, KeyEntry>();
+  private readonly windows = new Map<string, WindowTable>();
+  private seq = -1;
+
+  /** Brings the cache up to date with the change log; cheap when nothing changed. */
+  async sync(db: Sql): Promise<void> {
+    if (this.seq < 0) {
+      const [top] = await db.query<{ seq: number | null }>('SELECT max(seq)::bigint AS seq FROM identity_key_changes');
+      const rows = await db.query<{ member_id: string; identity_key: Buffer; rotation_exponent: number }>(
+        'SELECT member_id, identity_key, rotation_exponent FROM member_identity_keys',
+      );
+      for (const r of rows) this.keys.set(r.member_id, { key: r.identity_key, k: r.rotation_exponent });
+      this.seq = top?.seq ?? 0;
+      return;
+    }
+    const changes = await db.query<{ seq: number; member_id: string }>(
+      'SELECT seq, member_id FROM identity_key_changes WHERE seq > $1 ORDER BY seq',
+      [this.seq],
+    );
+    if (changes.length === 0) return;
+    const members = [...new Set(changes.map((c) => c.member_id))];
+    // The rows as they are now: a key issued, destroyed and issued again is simply the current key.
+    const rows = await db.query<{ member_id: string; identity_key: Buffer; rotation_exponent: number }>(
+      'SELECT member_id, identity_key, rotation_exponent FROM member_identity_keys WHERE member_id = ANY($1::uuid[])',
+      [members],
+    );
+    const current = new Map(rows.map((r) => [r.member_id, r]));
+    for (const id of members) {
+      this.forget(id);
+      const row = current.get(id);
+      if (row) this.learn(id, { key: row.identity_key, k: row.rotation_exponent });
+    }
+    this.seq = changes[changes.length - 1]!.seq;
+  }
+
+  /** The member whose phone broadcast this EID around this time, if any key we hold produces it. */
+  resolve(eid: string, atMs: number): string | undefined {
+    const atS = Math.floor(atMs / 1000);
+    for (const k of this.exponents()) {
+      const span = 2 ** k;
+      const start = rotationWindow(atS, k);
+      for (let d = 0; d <= DRIFT_WINDOWS; d++) {
+        for (const w of d === 0 ? [start] : [start - d * span, start + d * span]) {
+          const member = this.table(k, w).eids.get(eid);
+          if (member) return member;
+        }
+      }
+    }
+    return undefined;
+  }
+
+  get size(): number {
+    return this.keys.size;
+  }
+
+  private exponents(): Set<number> {
+    const ks = new Set<number>();
+    for (const e of this.keys.values()) ks.add(e.k);
+    return ks;
+  }
+
+  private eidOf(entry: KeyEntry, windowStart: number): string {
+    return computeEid(entry.key, entry.k, windowStart).toString('hex');
+  }
+
+  private table(k: number, windowStart: number): WindowTable {
+    const id = `${k}:${windowStart}`;
+    let t = this.windows.get(id);
+    if (t) return t;
+    t = { eids: new Map(), byMember: new Map() };
+    for (const [member, entry] of this.keys) {
+      if (entry.k !== k) continue;
+      const eid = this.eidOf(entry, windowStart);
+      t.eids.set(eid, member);
+      t.byMember.set(member, eid);
+    }
+    this.windows.set(id, t);
+    // Maps keep insertion order: the first is the oldest built.
+    while (this.windows.size > MAX_WINDOWS) this.windows.delete(this.windows.keys().next().value!);
+    return t;
+  }
+
+  private forget(member: string): void {
+    this.keys.delete(member);
+    for (const t of this.windows.values()) {
+      const eid = t.byMember.get(member);
+      if (eid === undefined) continue;
+      t.byMember.delete(member);
+      if (t.eids.get(eid) === member) t.eids.delete(eid);
+    }
+  }
+
+  private learn(member: string, entry: KeyEntry): void {
+    this.keys.set(member, entry);
+    for (const [id, t] of this.windows) {
+      const [k, start] = id.split(':').map(Number) as [number, number];
+      if (k !== entry.k) continue;
+      const eid = this.eidOf(entry, start);
+      t.eids.set(eid, member);
+      t.byMember.set(member, eid);
+    }
+  }
+}

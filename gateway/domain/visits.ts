@@ -1,0 +1,74 @@
+// Fusion: a visit is one stay of a member at a store, whatever saw it. GPS geofence presence and BLE zone
+// presence at the same store join one visit; a stay that resumes within VISIT_GAP_MS of its end (a GPS
+// wobble, a phone's EID rotating, a box restarting) continues the same visit. Free-standing geofences
+// (no store) keep a visit per geofence, as GPS alone sees them.
+import type { Sql } from '../db/database.js';
+
+export const VISIT_GAP_MS = 5 * 60_000;
+
+export type VisitSource = 'gps' | 'ble_zone' | 'app_beacon';
+
+export interface Place {
+  storeId: string | null;
+  geofenceId: string | null;
+}
+
+/** Someone is at this place now: joins the member's current or just-ended visit there, or starts one. */
+export async function visitStarted(tx: Sql, memberId: string, place: Place, source: VisitSource, at: Date): Promise<{ visitId: string; started: boolean }> {
+  const [open] = place.storeId
+    ? await tx.query<{ id: string }>(
+      `SELECT id FROM visits WHERE member_id = $1 AND store_id = $2 AND started_at <= $3::timestamptz + $4 * interval '1 millisecond'
+          AND (ended_at IS NULL OR ended_at >= $3::timestamptz - $4 * interval '1 millisecond')
+        ORDER BY started_at DESC LIMIT 1 FOR UPDATE`,
+      [memberId, place.storeId, at, VISIT_GAP_MS],
+    )
+    : [];
+  if (open) {
+    await tx.query(
+      `UPDATE visits SET ended_at = NULL, last_seen_at = greatest(last_seen_at, $2),
+              sources = CASE WHEN $3 = ANY(sources) THEN sources ELSE sources || $3::text END
+        WHERE id = $1`,
+      [open.id, at, source],
+    );
+    return { visitId: open.id, started: false };
+  }
+  const [row] = await tx.query<{ id: string }>(
+    `INSERT INTO visits (member_id, geofence_id, store_id, source, sources, started_at, last_seen_at)
+     VALUES ($1, $2, $3, $4, ARRAY[$4::text], $5, $5) RETURNING id`,
+    [memberId, place.geofenceId, place.storeId, source, at],
+  );
+  return { visitId: row!.id, started: true };
+}
+
+/** Still there: keeps the visit's last-seen time current. */
+export async function visitSeen(tx: Sql, memberId: string, storeId: string, at: Date): Promise<void> {
+  await tx.query(
+    'UPDATE visits SET last_seen_at = greatest(last_seen_at, $3) WHERE member_id = $1 AND store_id = $2 AND ended_at IS NULL',
+    [memberId, storeId, at],
+  );
+}
+
+/** Whether any source still places the member at the store: a BLE zone, or a GPS geofence of the store. */
+async function stillAtStore(tx: Sql, memberId: string, storeId: string): Promise<boolean> {
+  const [row] = await tx.query<{ there: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM member_zone_presence WHERE member_id = $1 AND store_id = $2)
+         OR EXISTS (SELECT 1 FROM member_presence p JOIN geofences g ON p.fences ? g.id::text
+                     WHERE p.member_id = $1 AND g.store_id = $2) AS there`,
+    [memberId, storeId],
+  );
+  return row?.there ?? false;
+}
+
+/** One source says the member left: the visit ends when no source places them there any more. */
+export async function visitLeft(tx: Sql, memberId: string, place: Place, at: Date): Promise<boolean> {
+  if (!place.storeId) {
+    const rows = await tx.query('UPDATE visits SET ended_at = $3 WHERE member_id = $1 AND geofence_id = $2 AND ended_at IS NULL RETURNING 1', [memberId, place.geofenceId, at]);
+    return rows.length > 0;
+  }
+  if (await stillAtStore(tx, memberId, place.storeId)) return false;
+  const rows = await tx.query(
+    'UPDATE visits SET ended_at = greatest(started_at, $3), last_seen_at = greatest(last_seen_at, $3) WHERE member_id = $1 AND store_id = $2 AND ended_at IS NULL RETURNING 1',
+    [memberId, place.storeId, at],
+  );
+  return rows.length > 0;
+}

@@ -1,0 +1,258 @@
+// Detection ingest over HTTP: agents and their keys, signed uploads (forged, stale, replayed, revoked refused),
+// EID resolution only for members granting ble_detection, nothing kept about anyone else, each event counted
+// once, zone presence across EID rotation, visits fused with GPS, and zone triggers deciding offers.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eidHex } from '../beacon-agent/eid.js';
+import { loadPrivateKey, signRequest } from '../beacon-agent/signing.js';
+import type { PresenceEvent } from '../beacon-agent/types.js';
+import { startGateway, type Gateway } from '../gateway/runtime.js';
+import { backends, isolatedConfig, type Isolated } from './support/backends.js';
+import { grantConsents } from './support/consent.js';
+
+const START = new Date('2026-06-03T16:00:00Z'); // Wednesday 12:00 in New York
+const MIN = 60_000;
+
+describe.each(backends)('detection ingest on the %s backends', (backend) => {
+  let iso: Isolated;
+  let gw: Gateway;
+  let clock = START;
+  let seq = 0;
+
+  const call = async (method: 'GET' | 'POST', url: string, payload?: unknown) => {
+    const res = await gw.app.inject({ method, url, payload: payload as object });
+    return { status: res.statusCode, body: res.json() };
+  };
+  const ok = async (method: 'GET' | 'POST', url: string, payload?: unknown) => {
+    const res = await call(method, url, payload);
+    if (res.status >= 300) throw new Error(`${method} ${url}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
+  };
+
+  interface Box { agentId: string; privateKey: string; storeId: string; zoneId: string; fenceId: string; at: { lat: number; lon: number } }
+
+  const newStore = async (): Promise<Box> => {
+    const at = { lat: 41.5, lon: -70 + ++seq };
+    const store = await ok('POST', '/stores', { name: `Store ${seq}`, timeZone: 'America/New_York', location: at, geofence: { radiusM: 100 } });
+    const zone = await ok('POST', `/stores/${store.id}/zones`, { name: 'entrance' });
+    const reg = await call('POST', '/agents', { storeId: store.id, name: `box ${seq}` });
+    expect(reg.status).toBe(201);
+    return { agentId: reg.body.agent.id, privateKey: reg.body.privateKey, storeId: store.id, zoneId: zone.id, fenceId: store.geofences[0].id, at };
+  };
+
+  const newMember = async (purposes: string[]) => {
+    const m = await ok('POST', '/members', { phone: `+1415555${String(5000 + ++seq)}`, timeZone: 'America/New_York' });
+    await grantConsents(gw, m.id, m.phone, purposes);
+    return m.id as string;
+  };
+
+  const keyOf = async (memberId: string) => {
+    const res = await ok('GET', `/members/${memberId}/ble-identity`);
+    return { key: Buffer.from(res.identityKey, 'base64'), k: res.rotationExponent as number };
+  };
+  const eidAt = (k: { key: Buffer; k: number }, at: Date) => eidHex(k.key, k.k, Math.floor(at.getTime() / 1000));
+
+  const event = (box: Box, eid: string, kind: PresenceEvent['kind'], at: Date, extra: Partial<PresenceEvent> = {}): PresenceEvent => ({
+    id: randomUUID(), kind, eid, zoneId: box.zoneId, at: at.toISOString(), source: 'ble_passive', confidence: 0.8, rssi: -62, ...extra,
+  });
+
+  /** Signs and sends; returns the request so a test can send the very same bytes again. */
+  const upload = async (box: Box, events: PresenceEvent[], opts: { key?: string; timestamp?: number; body?: string } = {}) => {
+    const body = opts.body ?? JSON.stringify({ agentId: box.agentId, batchId: randomUUID(), events });
+    const headers = {
+      'content-type': 'application/json',
+      ...signRequest(loadPrivateKey(opts.key ?? box.privateKey), box.agentId, { method: 'POST', path: '/ingest/presence', timestamp: opts.timestamp ?? clock.getTime(), body }),
+    };
+    const res = await gw.app.inject({ method: 'POST', url: '/ingest/presence', payload: body, headers });
+    return { status: res.statusCode, body: res.json(), resend: () => gw.app.inject({ method: 'POST', url: '/ingest/presence', payload: body, headers }) };
+  };
+
+  const count = async (sql: string, values: unknown[] = []) => (await gw.deps.db.query<{ n: number }>(sql, values))[0]!.n;
+
+  beforeAll(async () => {
+    iso = isolatedConfig(backend);
+    gw = await startGateway(iso.config, { now: () => clock });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await iso?.cleanup();
+  });
+
+  it('registers a box with a key shown once, and refuses forged, stale, replayed and revoked uploads', async () => {
+    clock = START;
+    const box = await newStore();
+    expect(box.privateKey).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    const agent = await ok('GET', `/agents/${box.agentId}`);
+    expect(agent).toEqual({ id: box.agentId, storeId: box.storeId, name: expect.any(String), keyVersion: 1, createdAt: expect.any(String), revokedAt: null });
+    expect(JSON.stringify(agent)).not.toMatch(/PRIVATE|publicKey/);
+
+    const good = await upload(box, []);
+    expect(good.status).toBe(202);
+    const again = await good.resend();
+    expect(again.statusCode).toBe(409);
+    expect(again.json().error.code).toBe('REQUEST_REPLAYED');
+
+    const other = await newStore();
+    const forged = await upload(box, [], { key: other.privateKey });
+    expect([forged.status, forged.body.error.code]).toEqual([403, 'SIGNATURE_INVALID']);
+    const stale = await upload(box, [], { timestamp: clock.getTime() - 6 * MIN });
+    expect([stale.status, stale.body.error.code]).toEqual([401, 'REQUEST_STALE']);
+    // A body swapped under a valid signature: the signature covers the body's digest.
+    const body = JSON.stringify({ agentId: box.agentId, batchId: 'b', events: [] });
+    const headers = { 'content-type': 'application/json', ...signRequest(loadPrivateKey(box.privateKey), box.agentId, { method: 'POST', path: '/ingest/presence', timestamp: clock.getTime(), body }) };
+    const swapped = await gw.app.inject({ method: 'POST', url: '/ingest/presence', payload: body.replace('"b"', '"c"'), headers });
+    expect(swapped.json().error.code).toBe('SIGNATURE_INVALID');
+    const unsigned = await gw.app.inject({ method: 'POST', url: '/ingest/presence', payload: body, headers: { 'content-type': 'application/json' } });
+    expect([unsigned.statusCode, unsigned.json().error.code]).toEqual([401, 'AGENT_UNKNOWN']);
+    // Another box's agent id in the body.
+    const mismatch = await upload(box, [], { body: JSON.stringify({ agentId: other.agentId, batchId: 'x', events: [] }) });
+    expect([mismatch.status, mismatch.body.error.code]).toEqual([400, 'VALIDATION_FAILED']);
+
+    // Rotation: the new key signs at once, the old one for a grace period only.
+    const rotated = await ok('POST', `/agents/${box.agentId}/rotate`);
+    expect(rotated.agent.keyVersion).toBe(2);
+    expect((await upload(box, [], { key: rotated.privateKey })).status).toBe(202);
+    expect((await upload(box, [])).status).toBe(202);
+    clock = new Date(START.getTime() + 16 * MIN);
+    expect((await upload(box, [])).body.error.code).toBe('SIGNATURE_INVALID');
+    expect((await upload(box, [], { key: rotated.privateKey })).status).toBe(202);
+
+    await ok('POST', `/agents/${box.agentId}/revoke`);
+    const revoked = await upload(box, [], { key: rotated.privateKey });
+    expect([revoked.status, revoked.body.error.code]).toEqual([403, 'AGENT_REVOKED']);
+    expect((await call('POST', `/agents/${randomUUID()}/rotate`)).body.error.code).toBe('AGENT_NOT_FOUND');
+  });
+
+  it('keeps only consenting members: unknown EIDs and withdrawn members are counted, never stored', async () => {
+    clock = START;
+    const box = await newStore();
+    const member = await newMember(['ble_detection']);
+    const key = await keyOf(member);
+    const stranger = randomBytes(8).toString('hex');
+    const drops = async () => (await ok('GET', '/admin/drops')).drops as Array<{ kind: string; count: number }>;
+    const dropCount = async (kind: string) => (await drops()).filter((d) => d.kind === kind).reduce((a, d) => a + d.count, 0);
+    const before = { unresolved: await dropCount('detection_unresolved'), noConsent: await dropCount('detection_no_ble_consent') };
+
+    const res = await upload(box, [event(box, eidAt(key, clock), 'enter', clock), event(box, stranger, 'enter', clock)]);
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ received: 2, accepted: 1, duplicates: 0, discarded: 1, rejected: [] });
+    expect(await count('SELECT count(*)::int n FROM detections WHERE store_id = $1', [box.storeId])).toBe(1);
+    expect(await dropCount('detection_unresolved')).toBe(before.unresolved + 1);
+
+    // Withdrawing destroys the key: the member's phone is a stranger again, at once.
+    await ok('POST', `/members/${member}/consents`, { purpose: 'ble_detection', action: 'withdraw', source: 'app' });
+    expect((await call('GET', `/members/${member}/ble-identity`)).body.error.code).toBe('CONSENT_REQUIRED');
+    expect(await count('SELECT count(*)::int n FROM member_identity_keys WHERE member_id = $1', [member])).toBe(0);
+    clock = new Date(START.getTime() + MIN);
+    const after = await upload(box, [event(box, eidAt(key, clock), 'dwell', clock)]);
+    expect(after.body).toMatchObject({ accepted: 0, discarded: 1 });
+    expect(await count('SELECT count(*)::int n FROM detections WHERE member_id = $1', [member])).toBe(1);
+    expect(await dropCount('detection_unresolved')).toBe(before.unresolved + 2);
+
+    // Granting again issues a new key; the old EIDs stay unresolvable.
+    await ok('POST', `/members/${member}/consents`, { purpose: 'ble_detection', action: 'grant', source: 'app' });
+    const fresh = await keyOf(member);
+    expect(fresh.key.equals(key.key)).toBe(false);
+    const mixed = await upload(box, [event(box, eidAt(key, clock), 'dwell', clock), event(box, eidAt(fresh, clock), 'dwell', clock)]);
+    expect(mixed.body).toMatchObject({ accepted: 1, discarded: 1 });
+  });
+
+  it('counts a retried upload once, rejects events for another store, and resolves across clock drift', async () => {
+    clock = START;
+    const box = await newStore();
+    const other = await newStore();
+    const member = await newMember(['ble_detection']);
+    const key = await keyOf(member);
+    const events = [event(box, eidAt(key, clock), 'enter', clock), event(box, eidAt(key, clock), 'dwell', new Date(clock.getTime() + MIN))];
+    const first = await upload(box, events);
+    expect(first.body).toMatchObject({ accepted: 2, duplicates: 0 });
+    const retry = await upload(box, events); // same events, newly signed: what an agent does after a timeout
+    expect(retry.body).toMatchObject({ accepted: 0, duplicates: 2 });
+    expect(await count('SELECT count(*)::int n FROM detections WHERE member_id = $1', [member])).toBe(2);
+
+    const wrongZone = await upload(box, [{ ...event(box, eidAt(key, clock), 'dwell', clock), zoneId: other.zoneId }]);
+    expect(wrongZone.body).toMatchObject({ accepted: 0, rejected: [{ index: 0, code: 'ZONE_NOT_IN_STORE' }] });
+    const future = await upload(box, [event(box, eidAt(key, clock), 'dwell', new Date(clock.getTime() + 10 * MIN))]);
+    expect(future.body.rejected).toEqual([{ index: 0, code: 'EVENT_IN_FUTURE' }]);
+
+    // The phone's clock runs one window behind or ahead of the box's: still the member.
+    const span = 2 ** key.k * 1000;
+    const drifted = [event(box, eidAt(key, new Date(clock.getTime() - span)), 'dwell', clock), event(box, eidAt(key, new Date(clock.getTime() + span)), 'dwell', clock)];
+    expect((await upload(box, drifted)).body).toMatchObject({ accepted: 2 });
+    const tooFar = event(box, eidAt(key, new Date(clock.getTime() + 3 * span)), 'dwell', clock);
+    expect((await upload(box, [tooFar])).body).toMatchObject({ accepted: 0, discarded: 1 });
+
+    const bad = await gw.app.inject({ method: 'POST', url: '/ingest/presence', payload: '{"agentId":', headers: { 'content-type': 'application/json' } });
+    expect([bad.statusCode, bad.json().error.code]).toEqual([400, 'MALFORMED_JSON']);
+  });
+
+  it('stitches an EID rotation into one zone stay, fuses it with GPS into one visit, and fires zone triggers once', async () => {
+    clock = START;
+    const box = await newStore();
+    await ok('POST', '/campaigns', {
+      name: 'Welcome', storeId: box.storeId, trigger: { kind: 'zone_enter', zoneIds: [box.zoneId] }, sources: ['ble_zone'],
+      offer: { title: 'Welcome', message: 'Welcome: code {code}' },
+    });
+    await ok('POST', '/campaigns', {
+      name: 'Stay', storeId: box.storeId, trigger: { kind: 'zone_dwell', zoneIds: [box.zoneId], minutes: 3 }, sources: ['ble_zone'], priority: 5,
+      offer: { title: 'Stay', message: 'Stay: code {code}' }, caps: { perDay: 1 },
+    });
+    const member = await newMember(['ble_detection', 'location', 'sms_marketing']);
+    const key = await keyOf(member);
+
+    // GPS first: the member's app checks in inside the store's geofence.
+    await ok('POST', '/checkins', { memberId: member, ...box.at, accuracyM: 10, at: clock.toISOString() });
+    const t = (m: number) => new Date(START.getTime() + m * MIN);
+    clock = t(1);
+    const entered = await upload(box, [event(box, eidAt(key, t(1)), 'enter', t(1))]);
+    expect(entered.body.decisions.map((d: { trigger: string; outcome: string; reasonCode: string | null }) => [d.trigger, d.outcome, d.reasonCode]))
+      .toEqual([['zone_enter', 'offer_queued', null]]);
+    expect(entered.body.decisions[0].trace.consent).toEqual({ ble_detection: { allowed: true }, sms_marketing: { allowed: true } });
+
+    // The phone's EID rotates at minute 2: the new one enters before the old one's exit arrives.
+    const rotatedEid = eidAt(key, new Date(t(1).getTime() + 2 ** key.k * 1000));
+    clock = t(2);
+    const rotation = await upload(box, [event(box, rotatedEid, 'enter', t(2)), event(box, eidAt(key, t(1)), 'exit', t(2))]);
+    expect(rotation.body).toMatchObject({ accepted: 2, decisions: [] });
+    expect(await count('SELECT count(*)::int n FROM member_zone_presence WHERE member_id = $1', [member])).toBe(1);
+
+    // Dwell crosses three minutes once: one decision (the contact limit then says no to more offers).
+    clock = t(3);
+    const d3 = await upload(box, [event(box, rotatedEid, 'dwell', t(3))]);
+    expect(d3.body.decisions).toEqual([]);
+    clock = t(4);
+    const d4 = await upload(box, [event(box, rotatedEid, 'dwell', t(4))]);
+    expect(d4.body.decisions.map((d: { trigger: string; reasonCode: string | null }) => [d.trigger, d.reasonCode])).toEqual([['zone_dwell', 'CONTACT_LIMIT']]);
+    clock = t(5);
+    expect((await upload(box, [event(box, rotatedEid, 'dwell', t(5))])).body.decisions).toEqual([]);
+
+    // One visit, seen by GPS and BLE; BLE leaving alone does not end it while GPS still places the member there.
+    const visits = () => gw.deps.db.query<{ sources: string[]; ended_at: Date | null }>('SELECT sources, ended_at FROM visits WHERE member_id = $1', [member]);
+    expect(await visits()).toEqual([{ sources: ['gps', 'ble_zone'], ended_at: null }]);
+    clock = t(6);
+    await upload(box, [event(box, rotatedEid, 'exit', t(6))]);
+    expect(await count('SELECT count(*)::int n FROM member_zone_presence WHERE member_id = $1', [member])).toBe(0);
+    expect((await visits())[0]!.ended_at).toBeNull();
+    clock = t(7);
+    await ok('POST', '/checkins', { memberId: member, lat: box.at.lat + 0.01, lon: box.at.lon, accuracyM: 10, at: clock.toISOString() });
+    expect((await visits()).map((v) => v.ended_at?.toISOString())).toEqual([t(7).toISOString()]);
+
+    // Back within a few minutes by BLE: the same visit goes on, and zone_enter is decided again (caps apply).
+    clock = t(9);
+    const back = await upload(box, [event(box, rotatedEid, 'enter', t(9))]);
+    expect(back.body.decisions.map((d: { reasonCode: string | null }) => d.reasonCode)).toEqual(['CONTACT_LIMIT']);
+    expect(await visits()).toEqual([{ sources: ['gps', 'ble_zone'], ended_at: null }]);
+
+    // A late upload (the box was offline) makes presence but decides nothing on a moment long gone.
+    clock = t(40);
+    const late = await upload(box, [event(box, rotatedEid, 'exit', t(10)), event(box, rotatedEid, 'enter', t(20))]);
+    expect(late.body.decisions.map((d: { reasonCode: string | null }) => d.reasonCode)).toEqual(['STALE_EVENT']);
+
+    // Erasure destroys the key and the presence.
+    await ok('POST', `/members/${member}/erase`);
+    expect(await count('SELECT count(*)::int n FROM member_identity_keys WHERE member_id = $1', [member])).toBe(0);
+    expect(await count('SELECT count(*)::int n FROM member_zone_presence WHERE member_id = $1', [member])).toBe(0);
+    expect(await count('SELECT count(*)::int n FROM detections WHERE member_id = $1', [member])).toBe(0);
+    expect((await upload(box, [event(box, rotatedEid, 'dwell', t(40))])).body).toMatchObject({ accepted: 0, discarded: 1 });
+  });
+});

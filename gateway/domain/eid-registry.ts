@@ -4,7 +4,7 @@
 // an EID -> member table) and catches up on the change log before every lookup batch, so any number of
 // gateways resolve alike and a destroyed key stops resolving at the next batch.
 import { randomBytes } from 'node:crypto';
-import { computeEid, rotationWindow } from '../../beacon-agent/eid.js';
+import { eidFromTemporaryKey, rotationWindow, temporaryKey } from '../../beacon-agent/eid.js';
 import type { Sql } from '../db/database.js';
 
 /** An EID heard this many windows before or after the one the event's time falls in still resolves. */
@@ -46,6 +46,8 @@ export async function readIdentityKey(db: Sql, memberId: string): Promise<Identi
 interface KeyEntry {
   key: Buffer;
   k: number;
+  /** The temporary key changes only every 2^16 s; cached by that epoch. */
+  tk?: { epoch: number; key: Buffer };
 }
 
 interface WindowTable {
@@ -116,7 +118,9 @@ export class EidRegistry {
   }
 
   private eidOf(entry: KeyEntry, windowStart: number): string {
-    return computeEid(entry.key, entry.k, windowStart).toString('hex');
+    const epoch = Math.floor(windowStart / 0x10000);
+    if (!entry.tk || entry.tk.epoch !== epoch) entry.tk = { epoch, key: temporaryKey(entry.key, windowStart) };
+    return eidFromTemporaryKey(entry.tk.key, entry.k, windowStart).toString('hex');
   }
 
   private table(k: number, windowStart: number): WindowTable {

@@ -1,0 +1,72 @@
+// A member's phone app as the box sees it, simulated: pure functions of (identity key, K, time).
+//
+// - Passive path: the app advertises an Eddystone-EID frame under a private Bluetooth address that changes
+//   with every EID window (the eddystone-eid README asks for the address to rotate with the EID, otherwise the
+//   address alone would let anyone follow the phone across windows).
+// - Active path: the app connects to the box's GATT service and writes its current EID to one characteristic.
+//   The write format is defined here (below), together with its strict decoder.
+// App-reported sightings (the phone telling the gateway which box it heard) are the gateway's to define.
+import { createHash } from 'node:crypto';
+import { eidHex, rotationWindow } from './eid.js';
+import { EDDYSTONE_SERVICE_UUID, encodeEddystoneEid } from './frames.js';
+import type { Advertisement } from './types.js';
+
+/** Calibrated power at 0 m the simulated phone announces: about -61 dBm at 1 m, plus the 41 dB of the first metre. */
+export const DEFAULT_TX_POWER = -20;
+
+export interface MemberApp {
+  identityKey: Buffer;
+  /** Rotation exponent: a new EID every 2^k seconds. */
+  k: number;
+}
+
+/**
+ * A private address for one EID window: 6 bytes hashed from the EID, shown most significant byte first, the
+ * way scanners print it. The top two bits are cleared, which marks a non-resolvable private address.
+ */
+export function privateAddress(eid: string): string {
+  const bytes = createHash('sha256').update(`address:${eid}`).digest().subarray(0, 6);
+  bytes[0] = (bytes[0] ?? 0) & 0x3f;
+  return [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** The advertisement the box hears from the app at `nowMs` (ms since the epoch), with the given RSSI. */
+export function passiveAdvertisement(app: MemberApp, nowMs: number, rssi: number, txPower = DEFAULT_TX_POWER): Advertisement {
+  const eid = eidHex(app.identityKey, app.k, nowMs / 1000);
+  return {
+    address: privateAddress(eid),
+    rssi,
+    serviceData: [{ uuid: EDDYSTONE_SERVICE_UUID, data: encodeEddystoneEid(eid, txPower) }],
+    seenAt: nowMs,
+  };
+}
+
+/** When the app's current EID (and so its address) next changes, in ms since the epoch. */
+export function nextRotationMs(app: MemberApp, nowMs: number): number {
+  return (rotationWindow(nowMs / 1000, app.k) + 2 ** app.k) * 1000;
+}
+
+// ---- active path: the GATT write ----
+
+/** The first byte of a write; a later format gets a new version rather than a new meaning for old bytes. */
+export const ACTIVE_WRITE_VERSION = 0x01;
+/** Version byte, then the 8 EID bytes. */
+export const ACTIVE_WRITE_LENGTH = 9;
+const EID_HEX = /^[0-9a-f]{16}$/i;
+
+/** The bytes the app writes to the box's characteristic. Throws RangeError unless `eid` is 16 hex characters. */
+export function encodeActiveWrite(w: { eid: string }): Buffer {
+  if (!EID_HEX.test(w.eid)) throw new RangeError(`eid must be 16 hex characters, got "${w.eid}"`);
+  return Buffer.concat([Buffer.from([ACTIVE_WRITE_VERSION]), Buffer.from(w.eid, 'hex')]);
+}
+
+/** The EID in a write, or null for anything but exactly version 0x01 and 8 bytes (never throws). */
+export function decodeActiveWrite(buf: Buffer): { eid: string } | null {
+  if (buf.length !== ACTIVE_WRITE_LENGTH || buf[0] !== ACTIVE_WRITE_VERSION) return null;
+  return { eid: buf.toString('hex', 1) };
+}
+
+/** What the app writes at `nowMs`: its current EID. */
+export function activeWrite(app: MemberApp, nowMs: number): Buffer {
+  return encodeActiveWrite({ eid: eidHex(app.identityKey, app.k, nowMs / 1000) });
+}

@@ -1,5 +1,6 @@
-// Every consent change goes through here: the ledger event with its evidence, SMS double opt-in, the
-// member's receipt, and the SMS keywords that arrive from Twilio.
+// Every consent change a member makes goes through here: the ledger event with its evidence, SMS double
+// opt-in, the member's receipt, and the SMS keywords that arrive from Twilio. (Erasure records its own
+// withdrawals in privacy.ts; its answer, listing them, is the erased member's receipt.)
 import {
   consentReceipt, helpText, needsConfirmation, optInConfirmationRequest, optInConfirmed, optOutConfirmation, parseSmsKeyword,
   type ConsentAction, type ConsentSource, type ConsentState, type ProgramInfo, type Purpose,
@@ -41,7 +42,7 @@ async function record(deps: Deps, tx: Sql, member: Member, e: Omit<ConsentChange
  * A grant or withdrawal from the app, a web form, store staff or the API. Granting marketing SMS only
  * requests it: a confirmation SMS asks the member to reply YES, and the grant is recorded when they do.
  */
-export async function changeConsent(deps: Deps, memberId: string, change: ConsentChange): Promise<{ event: ConsentRecord; consents: ConsentState }> {
+export async function changeConsent(deps: Deps, memberId: string, change: ConsentChange): Promise<{ event: ConsentRecord | null; consents: ConsentState }> {
   const { event, confirm } = await deps.db.transaction(async (tx) => {
     await tx.query('SELECT 1 FROM members WHERE id = $1 FOR UPDATE', [memberId]);
     const member = await getMember(tx, memberId);
@@ -49,11 +50,17 @@ export async function changeConsent(deps: Deps, memberId: string, change: Consen
     if (doubleOptIn && !member.phone) {
       throw new AppError('PHONE_REQUIRED', `member ${memberId} has no phone number to confirm ${change.purpose} on`);
     }
+    // Granting what is already confirmed changes nothing and asks nothing: no second "Reply YES" text.
+    if (doubleOptIn && (await currentConsent(tx, memberId))[change.purpose].granted) return { event: null, confirm: null };
     const event = await record(deps, tx, member, { ...change, action: doubleOptIn ? 'request' : change.action });
     return { event, confirm: doubleOptIn ? member : null };
   });
-  if (confirm) {
-    await deps.queue.enqueue('sms.system', { memberId: confirm.id, text: optInConfirmationRequest(programInfo(deps)) }, { jobId: `optin-${event.id}` });
+  if (confirm && event) {
+    await deps.queue.enqueue(
+      'sms.system',
+      { memberId: confirm.id, text: optInConfirmationRequest(programInfo(deps)), onlyWhilePending: 'sms_marketing' },
+      { jobId: `optin-${event.id}` },
+    );
   }
   return { event, consents: await currentConsent(deps.db, memberId) };
 }
@@ -96,7 +103,8 @@ export async function handleInboundSms(deps: Deps, msg: { messageSid: string; fr
     const sms = (await currentConsent(tx, member.id)).sms_marketing;
     const evidence = { purpose: 'sms_marketing' as const, source: 'sms_keyword' as const, occurredAt: at, actor: `sms:${msg.messageSid}` };
     if (keyword.kind === 'stop') {
-      if (!sms.granted && !sms.pending) return null; // already out: no second confirmation
+      // Already withdrawn: no second confirmation. A member who never subscribed gets the one confirmation.
+      if (!sms.granted && !sms.pending && sms.since) return null;
       await record(deps, tx, member, { ...evidence, action: 'withdraw' });
       return optOutConfirmation(program);
     }

@@ -206,9 +206,10 @@ export async function decide(
   const code = await issueCoupon(tx, { offerId: campaign.offer.id, campaignId: campaign.id, memberId: member.id, decisionId: decision.id, now, expiresAt });
   const body = composeSms(deps.config.programName, campaign.offer.message, code, expiresAt, member.timeZone);
   const [delivery] = await tx.query<{ id: string }>(
-    `INSERT INTO deliveries (decision_id, coupon_id, member_id, channel, body, status)
-     VALUES ($1, (SELECT id FROM coupons WHERE decision_id = $1), $2, $3, $4, 'queued') RETURNING id`,
-    [decision.id, member.id, chosen.channel, body],
+    // created_at on the gateway's clock: the worker measures the offer's age against that same clock.
+    `INSERT INTO deliveries (decision_id, coupon_id, member_id, channel, body, status, created_at, updated_at)
+     VALUES ($1, (SELECT id FROM coupons WHERE decision_id = $1), $2, $3, $4, 'queued', $5, $5) RETURNING id`,
+    [decision.id, member.id, chosen.channel, body, now],
   );
   // Later events of the same fix see this offer, so caps and contact limits hold within one request too.
   context.offers.unshift({ campaignId: campaign.id, at: now });

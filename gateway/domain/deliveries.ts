@@ -2,7 +2,7 @@
 import { checkConsent, isQuiet, nextAllowed } from '../../consent/index.js';
 import { AppError } from '../errors.js';
 import type { Sql } from '../db/database.js';
-import { TerminalJobError, type JobContext } from '../queue/jobs.js';
+import { TerminalJobError, type JobContext, type JobPayloads } from '../queue/jobs.js';
 import { SmsSendError } from '../sms/sender.js';
 import { OFFER_FRESHNESS_S } from './checkins.js';
 import { recordCarrierOptOut } from './consent-changes.js';
@@ -118,9 +118,11 @@ export async function requeueStranded(deps: Deps): Promise<number> {
 }
 
 /** Programme messages (opt-in request and the like) go to the member's number, if they still have one. */
-export async function sendSystemSmsJob(deps: Deps, { memberId, text }: { memberId: string; text: string }): Promise<void> {
+export async function sendSystemSmsJob(deps: Deps, { memberId, text, onlyWhilePending }: JobPayloads['sms.system']): Promise<void> {
   const [member] = await deps.db.query<{ phone_e164: string | null }>('SELECT phone_e164 FROM members WHERE id = $1', [memberId]);
   if (!member?.phone_e164) return; // erased, or the number was removed: nothing to send to
+  // A STOP (or a YES) that arrived while the opt-in request waited answers it: the request is not sent.
+  if (onlyWhilePending && !(await currentConsent(deps.db, memberId))[onlyWhilePending].pending) return;
   try {
     await deps.sms.send({ to: member.phone_e164, body: text });
   } catch (err) {

@@ -107,6 +107,20 @@ export class EidRegistry {
     return undefined;
   }
 
+  /** The member's identity key and the EIDs their phone may be broadcasting around this time (drift included). */
+  identity(memberId: string, atMs: number): { key: Buffer; eids: string[] } | undefined {
+    const entry = this.keys.get(memberId);
+    if (!entry) return undefined;
+    const span = 2 ** entry.k;
+    const start = rotationWindow(Math.floor(atMs / 1000), entry.k);
+    const eids: string[] = [];
+    for (let d = -DRIFT_WINDOWS; d <= DRIFT_WINDOWS; d++) {
+      const w = start + d * span;
+      if (w >= 0) eids.push(this.eidOf(entry, w));
+    }
+    return { key: entry.key, eids };
+  }
+
   get size(): number {
     return this.keys.size;
   }

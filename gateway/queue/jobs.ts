@@ -4,7 +4,8 @@ export interface JobPayloads {
   /** Send the SMS of one delivery row; the row holds everything else. */
   'sms.send': { deliveryId: string };
   /** A programme message that is not marketing (opt-in request, confirmations): text fixed at enqueue. */
-  'sms.system': { memberId: string; text: string };
+  /** `onlyWhilePending`: an opt-in request, sent only while that request still waits for an answer. */
+  'sms.system': { memberId: string; text: string; onlyWhilePending?: 'sms_marketing' };
   /** Purge raw presence older than the retention period. */
   'retention.purge': Record<string, never>;
 }

@@ -105,7 +105,11 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
       summary: 'Record a grant or withdrawal of one purpose, with its evidence; marketing SMS is granted once the member replies YES',
       params: IdParams,
       body: ConsentInput,
-      response: { 201: Type.Object({ event: ConsentEvent, consents: ConsentState }), ...errors(404) },
+      response: {
+        201: Type.Object({ event: ConsentEvent, consents: ConsentState }),
+        200: Type.Object({ event: Type.Null({ description: 'Nothing recorded: the purpose was already granted and confirmed' }), consents: ConsentState }),
+        ...errors(404, 409),
+      },
     },
   }, async (req, reply) => {
     const now = deps.now();
@@ -116,6 +120,7 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
       ip: req.ip,
       userAgent: req.headers['user-agent'],
     });
+    if (!event) return reply.code(200).send({ event: null, consents: consentStateView(consents) });
     return reply.code(201).send({ event: consentRecordView(event), consents: consentStateView(consents) });
   });
 

@@ -1,0 +1,36 @@
+// Offers a box can hand over by Bluetooth to members in its store whose phones have no network: each member's
+// unredeemed, unexpired coupons, sealed with a key only that member's app can derive, listed under the EIDs
+// the member's phone may be broadcasting now. The box learns nothing it can read.
+import { sealOffer } from '../../beacon-agent/offer-seal.js';
+import type { Sql } from '../db/database.js';
+import type { EidRegistry } from './eid-registry.js';
+
+/** Newest coupons per member that a box holds for hand-over. */
+const PER_MEMBER = 3;
+
+export interface SealedOffer {
+  eids: string[];
+  sealed: string;
+  expiresAt: string;
+}
+
+export async function sealedOffersForStore(db: Sql, registry: EidRegistry, storeId: string, now: Date): Promise<SealedOffer[]> {
+  await registry.sync(db);
+  const rows = await db.query<{ member_id: string; code: string; title: string; message: string; expires_at: Date }>(
+    `SELECT member_id, code, title, message, expires_at FROM (
+       SELECT c.member_id, c.code, o.title, o.message, c.expires_at,
+              row_number() OVER (PARTITION BY c.member_id ORDER BY c.issued_at DESC) AS n
+         FROM coupons c JOIN offers o ON o.id = c.offer_id
+        WHERE c.member_id IN (SELECT member_id FROM member_zone_presence WHERE store_id = $1)
+          AND c.expires_at > $2 AND NOT EXISTS (SELECT 1 FROM redemptions r WHERE r.coupon_id = c.id)) ranked
+      WHERE n <= $3 ORDER BY member_id, expires_at`,
+    [storeId, now, PER_MEMBER],
+  );
+  return rows.flatMap((r) => {
+    const identity = registry.identity(r.member_id, now.getTime());
+    if (!identity) return []; // consent withdrawn since: no key, nothing to seal for
+    const message = r.message.replaceAll('{code}', r.code).replaceAll('{expires}', r.expires_at.toISOString().slice(0, 10));
+    const sealed = sealOffer(identity.key, { couponCode: r.code, title: r.title, message, expiresAt: r.expires_at.toISOString() });
+    return [{ eids: identity.eids, sealed: sealed.toString('base64'), expiresAt: r.expires_at.toISOString() }];
+  });
+}

@@ -4,6 +4,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eidHex } from '../beacon-agent/eid.js';
+import { openOffer } from '../beacon-agent/offer-seal.js';
 import { loadPrivateKey, signRequest } from '../beacon-agent/signing.js';
 import type { PresenceEvent } from '../beacon-agent/types.js';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
@@ -254,5 +255,41 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     expect(await count('SELECT count(*)::int n FROM member_zone_presence WHERE member_id = $1', [member])).toBe(0);
     expect(await count('SELECT count(*)::int n FROM detections WHERE member_id = $1', [member])).toBe(0);
     expect((await upload(box, [event(box, rotatedEid, 'dwell', t(40))])).body).toMatchObject({ accepted: 0, discarded: 1 });
+  });
+
+  it('hands over sealed offers that only the member\'s key opens, for members in the store only', async () => {
+    clock = START;
+    const box = await newStore();
+    await ok('POST', '/campaigns', {
+      name: 'Door', storeId: box.storeId, trigger: { kind: 'zone_enter', zoneIds: [box.zoneId] }, sources: ['ble_zone'],
+      offer: { title: 'Door deal', message: 'Door deal: code {code}' },
+    });
+    const member = await newMember(['ble_detection', 'sms_marketing']);
+    const key = await keyOf(member);
+    const other = await keyOf(await newMember(['ble_detection']));
+    const fetchOffers = async () => {
+      clock = new Date(clock.getTime() + 1000); // a box polls now and then; the same signed request twice is a replay
+      const headers = signRequest(loadPrivateKey(box.privateKey), box.agentId, { method: 'GET', path: '/ingest/offers', timestamp: clock.getTime(), body: '' });
+      const res = await gw.app.inject({ method: 'GET', url: '/ingest/offers', headers });
+      expect(res.statusCode).toBe(200);
+      return res.json().offers as Array<{ eids: string[]; sealed: string }>;
+    };
+    expect(await fetchOffers()).toEqual([]);
+    const entered = await upload(box, [event(box, eidAt(key, clock), 'enter', clock)]);
+    expect(entered.body.decisions[0].outcome).toBe('offer_queued');
+    const [code] = (await gw.deps.db.query<{ code: string }>('SELECT code FROM coupons WHERE member_id = $1', [member])).map((r) => r.code);
+
+    const offers = await fetchOffers();
+    expect(offers).toHaveLength(1);
+    expect(offers[0]!.eids).toContain(eidAt(key, clock));
+    const sealed = Buffer.from(offers[0]!.sealed, 'base64');
+    expect(sealed.toString('latin1')).not.toContain(code!);
+    expect(openOffer(key.key, sealed)).toMatchObject({ couponCode: code, title: 'Door deal', message: `Door deal: code ${code}` });
+    expect(openOffer(other.key, sealed)).toBeNull();
+
+    // Redeemed, or the member left: nothing more to hand over.
+    clock = new Date(START.getTime() + MIN);
+    await ok('POST', '/redemptions', { code, storeId: box.storeId, tillRef: 'till-1' });
+    expect(await fetchOffers()).toEqual([]);
   });
 });

@@ -3,10 +3,11 @@
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { HEADER_AGENT, HEADER_SIGNATURE, HEADER_TIMESTAMP } from '../../beacon-agent/signing.js';
-import { getAgent, registerAgent, revokeAgent, rotateAgentKey } from '../domain/agents.js';
+import { authenticateAgent, getAgent, registerAgent, revokeAgent, rotateAgentKey } from '../domain/agents.js';
 import type { Deps } from '../domain/deps.js';
 import { ingestPresence } from '../domain/detections.js';
 import { EidRegistry, readIdentityKey } from '../domain/eid-registry.js';
+import { sealedOffersForStore } from '../domain/handover.js';
 import { getMember } from '../domain/members.js';
 import { AppError } from '../errors.js';
 import { Decision, IdParams, Instant, Strict, Uuid, errors } from '../http/schemas.js';
@@ -104,6 +105,28 @@ const agents: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) 
         method: req.method, path: req.url, body: (req as unknown as { rawBody: Buffer }).rawBody,
       };
       return reply.code(202).send(await ingestPresence(deps, registry, signedReq, req.body));
+    });
+
+    signed.get('/ingest/offers', {
+      schema: {
+        tags: ['agents'],
+        summary: 'Sealed offers the box may hand over by Bluetooth to members in its store, under the EIDs their phones may be broadcasting (signed like uploads)',
+        response: {
+          200: Type.Object({ offers: Type.Array(Type.Object({ eids: Type.Array(Type.String()), sealed: Type.String({ description: 'base64' }), expiresAt: Instant })) }),
+          ...errors(401, 403, 409),
+        },
+      },
+    }, async (req) => {
+      const agentId = req.headers[HEADER_AGENT];
+      const signature = req.headers[HEADER_SIGNATURE];
+      const timestamp = req.headers[HEADER_TIMESTAMP];
+      if (typeof agentId !== 'string' || typeof signature !== 'string' || typeof timestamp !== 'string') {
+        throw new AppError('AGENT_UNKNOWN', `headers ${HEADER_AGENT}, ${HEADER_TIMESTAMP} and ${HEADER_SIGNATURE} are required`);
+      }
+      const now = deps.now();
+      const agent = await deps.db.transaction((tx) =>
+        authenticateAgent(tx, { agentId, signature, timestamp: Number(timestamp), method: 'GET', path: req.url, body: '' }, now));
+      return { offers: await sealedOffersForStore(deps.db, registry, agent.storeId, now) };
     });
   });
 

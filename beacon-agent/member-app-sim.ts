@@ -46,25 +46,11 @@ export function nextRotationMs(app: MemberApp, nowMs: number): number {
   return (rotationWindow(nowMs / 1000, app.k) + 2 ** app.k) * 1000;
 }
 
-// ---- active path: the GATT write ----
+import { encodeActiveWrite } from './gatt.js';
 
-/** The first byte of a write; a later format gets a new version rather than a new meaning for old bytes. */
-export const ACTIVE_WRITE_VERSION = 0x01;
-/** Version byte, then the 8 EID bytes. */
-export const ACTIVE_WRITE_LENGTH = 9;
-const EID_HEX = /^[0-9a-f]{16}$/i;
+// ---- active path: the GATT write (format in gatt.ts) ----
 
-/** The bytes the app writes to the box's characteristic. Throws RangeError unless `eid` is 16 hex characters. */
-export function encodeActiveWrite(w: { eid: string }): Buffer {
-  if (!EID_HEX.test(w.eid)) throw new RangeError(`eid must be 16 hex characters, got "${w.eid}"`);
-  return Buffer.concat([Buffer.from([ACTIVE_WRITE_VERSION]), Buffer.from(w.eid, 'hex')]);
-}
-
-/** The EID in a write, or null for anything but exactly version 0x01 and 8 bytes (never throws). */
-export function decodeActiveWrite(buf: Buffer): { eid: string } | null {
-  if (buf.length !== ACTIVE_WRITE_LENGTH || buf[0] !== ACTIVE_WRITE_VERSION) return null;
-  return { eid: buf.toString('hex', 1) };
-}
+export { ACTIVE_WRITE_LENGTH, ACTIVE_WRITE_VERSION, decodeActiveWrite, encodeActiveWrite } from './gatt.js';
 
 /** What the app writes at `nowMs`: its current EID. */
 export function activeWrite(app: MemberApp, nowMs: number): Buffer {

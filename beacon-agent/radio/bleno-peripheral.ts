@@ -4,7 +4,10 @@
 import { EID_WRITE_UUID, OFFERS_READ_UUID, SERVICE_UUID, decodeActiveWrite } from '../gatt.js';
 import { encodeIBeacon } from '../frames.js';
 
-type Bleno = typeof import('@abandonware/bleno');
+// A type-only import: erased at compile time, so nothing loads until start().
+import type BlenoModule from '@abandonware/bleno';
+
+type Bleno = typeof BlenoModule;
 
 export interface PeripheralOptions {
   ibeacon: { uuid: string; major: number; minor: number; txPower: number };

@@ -3,7 +3,10 @@
 import type { ScanSource } from '../sources.js';
 import type { Advertisement } from '../types.js';
 
-type Noble = typeof import('@abandonware/noble');
+// A type-only import: erased at compile time, so nothing loads until start().
+import type * as NobleModule from '@abandonware/noble';
+
+type Noble = typeof NobleModule;
 
 export class NobleScanner implements ScanSource {
   readonly name = 'noble';

@@ -14,7 +14,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['gateway/config.ts', 'tests/**/*.ts', 'bench/**/*.ts'],
+    files: ['gateway/config.ts', 'beacon-agent/config.ts', 'tests/**/*.ts', 'bench/**/*.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
 );

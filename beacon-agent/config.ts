@@ -12,7 +12,8 @@ const Zone = Type.Object({
   exitRssi: Type.Number({ minimum: -120, maximum: 0 }),
   minDwellMs: Type.Integer({ minimum: 0, maximum: 600_000 }),
   exitGraceMs: Type.Integer({ minimum: 1000, maximum: 3_600_000 }),
-  dwellEveryMs: Type.Integer({ minimum: 0, maximum: 3_600_000 }),
+  /** The gateway ends a zone stay it has heard nothing of for an hour: a box reports at least every 30 min. */
+  dwellEveryMs: Type.Integer({ minimum: 10_000, maximum: 1_800_000 }),
 }, { additionalProperties: false });
 
 const Schema = Type.Object({

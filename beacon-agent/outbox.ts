@@ -229,7 +229,7 @@ export class Outbox {
   }
 }
 
-/** Appends one JSON line to a file and fsyncs it: for the dead-letter file beside the outbox. */
+/** Appends one JSON line to a file, durably (file and directory fsynced): for the dead-letter file. */
 export async function appendJsonLine(file: string, value: unknown): Promise<void> {
   const handle = await open(file, 'a');
   try {
@@ -238,6 +238,8 @@ export async function appendJsonLine(file: string, value: unknown): Promise<void
   } finally {
     await handle.close();
   }
+  // The file may be new: its directory entry must survive a crash as well as its bytes.
+  await syncDir(path.dirname(file));
 }
 
 function parseEvent(text: string): PresenceEvent | null {

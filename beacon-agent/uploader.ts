@@ -9,8 +9,9 @@
  * - 401 REQUEST_STALE: the box's clock is off; take the offset from details.gatewayTime and retry at once.
  * - 409 REQUEST_REPLAYED: sign again (a later timestamp) and retry at once.
  * - 400 / 413: this batch can never pass. Halve it until the bad event stands alone, then dead-letter it.
- * - 401 AGENT_UNKNOWN, 403 SIGNATURE_INVALID / AGENT_REVOKED: the credentials are wrong. Keep everything and
- *   retry at the backoff cap, logging an error every time, until someone fixes the box.
+ *   Unless the 400's issues all name the batch itself (body/agentId, body/batchId): then no event is to blame.
+ * - 401 AGENT_UNKNOWN, 403 SIGNATURE_INVALID / AGENT_REVOKED, a 400 blaming the batch: nothing a retry soon
+ *   can fix. Keep everything and retry at the backoff cap, logging an error every time, until someone fixes it.
  *
  * A batch's id is a hash of its event ids, so a batch sent again after a lost answer keeps its id; the gateway
  * stores each event once whatever happens to batches.
@@ -27,6 +28,7 @@ export const INGEST_PATH = '/ingest/presence';
 export const MAX_BATCH = 500;
 /** Immediate retries (clock correction, re-signing) in a row before backing off anyway. */
 const MAX_QUICK_RETRIES = 3;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** What the uploader needs of the outbox. */
 export interface UploadQueue {
@@ -135,6 +137,9 @@ export class Uploader {
   constructor(options: UploaderOptions) {
     const batchSize = options.batchSize ?? 100;
     if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) throw new RangeError(`uploader: batchSize must be 1..${MAX_BATCH}, got ${batchSize}`);
+    // The gateway's schema refuses a batch with a malformed agent id before it looks at the signature (400, not
+    // 401): caught here at boot, rather than as a refusal the uploader could take for bad events.
+    if (!UUID.test(options.agentId)) throw new RangeError(`uploader: agentId must be the UUID the gateway issued, got "${options.agentId}"`);
     this.#o = {
       outbox: options.outbox, gatewayUrl: options.gatewayUrl, agentId: options.agentId, privateKey: options.privateKey, batchSize,
       clock: options.clock ?? systemClock, log: options.log ?? (() => {}), timeoutMs: options.timeoutMs ?? 10_000,
@@ -202,7 +207,7 @@ export class Uploader {
   async #settle(events: PresenceEvent[], a: Answer): Promise<FlushResult> {
     const { log } = this.#o;
     if (a.status === 202) return this.#accepted(events, a.body);
-    if (a.status === 400 || a.status === 413) return this.#refused(events, a);
+    if ((a.status === 400 || a.status === 413) && !blamesTheBatch(a)) return this.#refused(events, a);
     if (a.code === 'REQUEST_STALE' && a.status === 401) {
       const gatewayTime = Date.parse(String((a.body?.error as { details?: { gatewayTime?: unknown } } | undefined)?.details?.gatewayTime));
       if (Number.isFinite(gatewayTime)) {
@@ -215,14 +220,21 @@ export class Uploader {
     }
     if (a.code === 'REQUEST_REPLAYED' && a.status === 409) return this.#quickRetry(a);
     if (a.code === 'AGENT_UNKNOWN' || a.code === 'SIGNATURE_INVALID' || a.code === 'AGENT_REVOKED') {
-      const result = this.#failed(a.status, a.code, a.message, events.length);
-      log('error', `upload REFUSED: the gateway says ${a.code}. This box's agent id or key is wrong or revoked; `
-        + `nothing is dropped (${this.#o.outbox.pending} events kept), retrying every ${Math.round(this.#o.backoffCapMs / 1000)} s`, { status: a.status, code: a.code });
-      return { ...result, delayMs: this.#o.backoffCapMs };
+      return this.#stuck(a, "this box's agent id or key is wrong or revoked");
     }
+    if (a.status === 400) return this.#stuck(a, 'the gateway refuses the batch itself, not an event in it');
     const result = this.#failed(a.status, a.code, a.message, events.length);
     if (a.retryAfterMs !== null) result.delayMs = Math.min(this.#o.backoffCapMs, Math.max(result.delayMs, a.retryAfterMs));
     return result;
+  }
+
+  /** Nothing this box can change by retrying soon: keep everything, retry at the cap, and say so loudly. */
+  #stuck(a: Answer, why: string): FlushResult {
+    const result = this.#failed(a.status, a.code, a.message);
+    const { backoffCapMs, outbox } = this.#o;
+    this.#o.log('error', `upload REFUSED (${a.status} ${a.code}): ${why}. Nothing is dropped (${outbox.pending} events kept); `
+      + `retrying every ${Math.round(backoffCapMs / 1000)} s`, { status: a.status, code: a.code, message: a.message });
+    return { ...result, delayMs: backoffCapMs };
   }
 
   async #accepted(events: PresenceEvent[], body: Record<string, unknown> | undefined): Promise<FlushResult> {
@@ -295,6 +307,16 @@ export class Uploader {
   }
 }
 
+/**
+ * A 400 whose issues all lie outside the events (agentId, batchId): no event is to blame, so none may be
+ * dead-lettered. Without issues (MALFORMED_JSON, 413) the events are suspected, and the batch is split.
+ */
+function blamesTheBatch(a: Answer): boolean {
+  const issues = (a.body?.error as { details?: { issues?: unknown } } | undefined)?.details?.issues;
+  return Array.isArray(issues) && issues.length > 0
+    && issues.every((i: { field?: unknown } | null) => !String(i?.field ?? '').startsWith('body/events/'));
+}
+
 /** The status and, when the body is the gateway's JSON, its error code and message. */
 async function readAnswer(res: Response): Promise<Answer> {
   let body: Record<string, unknown> | undefined;
@@ -302,8 +324,7 @@ async function readAnswer(res: Response): Promise<Answer> {
     const parsed: unknown = await res.json();
     if (typeof parsed === 'object' && parsed !== null) body = parsed as Record<string, unknown>;
   } catch {
-    // A 202 whose body was lost is still a 202: the gateway stored the batch.
-    if (res.status !== 202) body = undefined;
+    // No readable body. The status still counts: a 202 whose body was lost means the gateway stored the batch.
   }
   const error = body?.error as { code?: unknown; message?: unknown } | undefined;
   const retryAfter = Number(res.headers.get('retry-after'));

@@ -6,6 +6,7 @@ import { migrate } from './db/migrate.js';
 import { openDatabase } from './db/open.js';
 import { requeueStranded, sendSmsJob, sendSystemSmsJob } from './domain/deliveries.js';
 import { purgeAgentRequests } from './domain/agents.js';
+import { closeStaleZonePresence } from './domain/detections.js';
 import { purgeExpired } from './domain/privacy.js';
 import type { Deps } from './domain/deps.js';
 import { openQueue } from './queue/open.js';
@@ -40,7 +41,8 @@ export async function startGateway(config: Config, options: { now?: () => Date }
         'retention.purge': async () => {
           const purged = await purgeExpired(deps.db, deps.now(), config.retentionDays);
           const signatures = await purgeAgentRequests(deps.db, deps.now());
-          app.log.info({ purged, signatures, retentionDays: config.retentionDays }, 'retention purge');
+          const zoneStaysClosed = await closeStaleZonePresence(deps.db, deps.now());
+          app.log.info({ purged, signatures, zoneStaysClosed, retentionDays: config.retentionDays }, 'retention purge');
         },
       });
       await deps.queue.repeat('retention.purge', {}, RETENTION_EVERY_MS);

@@ -7,6 +7,7 @@ import { eidHex } from '../beacon-agent/eid.js';
 import { openOffer } from '../beacon-agent/offer-seal.js';
 import { loadPrivateKey, signRequest } from '../beacon-agent/signing.js';
 import type { PresenceEvent } from '../beacon-agent/types.js';
+import { closeStaleZonePresence } from '../gateway/domain/detections.js';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
 import { backends, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
@@ -105,6 +106,10 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     expect(swapped.json().error.code).toBe('SIGNATURE_INVALID');
     const unsigned = await gw.app.inject({ method: 'POST', url: '/ingest/presence', payload: body, headers: { 'content-type': 'application/json' } });
     expect([unsigned.statusCode, unsigned.json().error.code]).toEqual([401, 'AGENT_UNKNOWN']);
+    // Who sent it is checked before what it says: a forged request with a bad body is a 403, not a 400.
+    const badBody = JSON.stringify({ agentId: box.agentId, batchId: 'z', events: 'none' });
+    const forgedBad = await gw.app.inject({ method: 'POST', url: '/ingest/presence', payload: badBody, headers: { ...headers, 'content-type': 'application/json' } });
+    expect([forgedBad.statusCode, forgedBad.json().error.code]).toEqual([403, 'SIGNATURE_INVALID']);
     // Another box's agent id in the body.
     const mismatch = await upload(box, [], { body: JSON.stringify({ agentId: other.agentId, batchId: 'x', events: [] }) });
     expect([mismatch.status, mismatch.body.error.code]).toEqual([400, 'VALIDATION_FAILED']);
@@ -291,5 +296,25 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     clock = new Date(START.getTime() + MIN);
     await ok('POST', '/redemptions', { code, storeId: box.storeId, tillRef: 'till-1' });
     expect(await fetchOffers()).toEqual([]);
+  });
+
+  it('ends a zone stay nobody reported on for an hour, at the moment it was last heard of', async () => {
+    clock = START;
+    const box = await newStore();
+    const member = await newMember(['ble_detection']);
+    const key = await keyOf(member);
+    const t = (m: number) => new Date(START.getTime() + m * MIN);
+    await upload(box, [event(box, eidAt(key, t(0)), 'enter', t(0))]);
+    // The box restarted and lost track: an hour later the member is heard again, as a new stay.
+    clock = t(70);
+    await upload(box, [event(box, eidAt(key, t(70)), 'enter', t(70))]);
+    const visits = () => gw.deps.db.query<{ started_at: Date; ended_at: Date | null }>('SELECT started_at, ended_at FROM visits WHERE member_id = $1 ORDER BY started_at', [member]);
+    expect((await visits()).map((v) => [v.started_at.toISOString(), v.ended_at?.toISOString() ?? null]))
+      .toEqual([[t(0).toISOString(), t(0).toISOString()], [t(70).toISOString(), null]]);
+    // And the hourly sweep ends a stay that simply went quiet.
+    clock = t(131);
+    expect(await closeStaleZonePresence(gw.deps.db, clock)).toBeGreaterThanOrEqual(1);
+    expect(await count('SELECT count(*)::int n FROM member_zone_presence WHERE member_id = $1', [member])).toBe(0);
+    expect((await visits()).map((v) => v.ended_at?.toISOString() ?? null)).toEqual([t(0).toISOString(), t(70).toISOString()]);
   });
 });

@@ -93,12 +93,9 @@ export interface SignedRequest extends SignedParts {
   signature: string;
 }
 
-/**
- * The agent behind a signed request, or a 401/403 that says what was wrong. Run inside the transaction that
- * stores the upload: the signature is remembered there, so the same request sent again is refused.
- */
-export async function authenticateAgent(tx: Sql, req: SignedRequest, now: Date): Promise<Agent> {
-  const rows = /^[0-9a-f-]{36}$/i.test(req.agentId) ? await tx.query<AgentRow>('SELECT * FROM agents WHERE id = $1', [req.agentId]) : [];
+/** The agent behind a signed request, or a 401/403 that says what was wrong; remembers nothing. */
+export async function verifyAgent(db: Sql, req: SignedRequest, now: Date): Promise<Agent> {
+  const rows = /^[0-9a-f-]{36}$/i.test(req.agentId) ? await db.query<AgentRow>('SELECT * FROM agents WHERE id = $1', [req.agentId]) : [];
   const row = rows[0];
   if (!row) throw new AppError('AGENT_UNKNOWN', 'the request names no known agent');
   if (row.revoked_at) throw new AppError('AGENT_REVOKED', `agent ${row.id} is revoked`);
@@ -112,9 +109,18 @@ export async function authenticateAgent(tx: Sql, req: SignedRequest, now: Date):
   if (!keys.some((k) => verifySignature(publicKey(k), req, req.signature))) {
     throw new AppError('SIGNATURE_INVALID', 'x-agent-signature does not match this request');
   }
-  const fresh = await tx.query('INSERT INTO agent_requests (signature, agent_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1', [req.signature, row.id]);
-  if (fresh.length === 0) throw new AppError('REQUEST_REPLAYED', 'this signed request was already received');
   return toAgent(row);
+}
+
+/**
+ * verifyAgent, and the signature remembered: the same signed request sent again is refused. Run inside the
+ * transaction that stores the upload, so a request that fails to store can be sent again.
+ */
+export async function authenticateAgent(tx: Sql, req: SignedRequest, now: Date): Promise<Agent> {
+  const agent = await verifyAgent(tx, req, now);
+  const fresh = await tx.query('INSERT INTO agent_requests (signature, agent_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1', [req.signature, agent.id]);
+  if (fresh.length === 0) throw new AppError('REQUEST_REPLAYED', 'this signed request was already received');
+  return agent;
 }
 
 /** Signatures older than the allowed skew can no longer be replayed (their timestamps are stale). */

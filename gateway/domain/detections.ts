@@ -3,7 +3,7 @@
 // event once, track which zones each member is in, fuse zone stays into visits, and decide on zone triggers.
 import type { PreparedCampaigns, PresenceEvent as RulesEvent } from '../../campaign-rules/index.js';
 import type { IngestBatch, PresenceEvent } from '../../beacon-agent/types.js';
-import type { Sql } from '../db/database.js';
+import type { Database, Sql } from '../db/database.js';
 import { AppError } from '../errors.js';
 import { authenticateAgent, type SignedRequest } from './agents.js';
 import { preparedCampaigns } from './campaign-cache.js';
@@ -18,6 +18,11 @@ import { visitLeft, visitSeen, visitStarted } from './visits.js';
 
 /** An event stamped further ahead of the gateway's clock than this is refused (a box with a broken clock). */
 const FUTURE_SLACK_MS = 5 * 60_000;
+/**
+ * Boxes send a dwell event at least every 30 minutes while someone is inside (agent config). A zone stay with
+ * no event for an hour ended when it was last heard of: its box restarted, or lost the EID without an exit.
+ */
+export const ZONE_STALE_MS = 60 * 60_000;
 
 export interface Rejected {
   index: number;
@@ -97,7 +102,7 @@ export async function ingestPresence(deps: Deps, registry: EidRegistry, signed: 
     const stored = new Set(allowed.length === 0 ? [] : (await tx.query<{ event_id: string }>(
       `INSERT INTO detections (event_id, agent_id, member_id, store_id, zone_id, source, kind, confidence, rssi, dwell_ms, occurred_at)
        SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::float8[], $9::int[], $10::bigint[], $11::timestamptz[])
-       ON CONFLICT (event_id) DO NOTHING RETURNING event_id`,
+       ON CONFLICT (agent_id, event_id) DO NOTHING RETURNING event_id`,
       [
         allowed.map((r) => r.e.id), allowed.map(() => agent.id), allowed.map((r) => r.memberId), allowed.map(() => agent.storeId),
         allowed.map((r) => r.e.zoneId), allowed.map((r) => r.e.source), allowed.map((r) => r.e.kind), allowed.map((r) => r.e.confidence),
@@ -159,6 +164,10 @@ async function updateZonePresence(tx: Sql, prepared: PreparedCampaigns, storeId:
     let state: ZoneState | null = before.get(key) ?? null;
     for (const r of events) {
       const { e, at } = r;
+      if (state && at.getTime() - state.lastEventAt.getTime() > ZONE_STALE_MS) {
+        transitions.push({ kind: 'zone_exit', memberId, zoneId, at: state.lastEventAt });
+        state = null;
+      }
       if (e.kind === 'exit') {
         if (!state || !state.eids.includes(e.eid)) continue;
         const eids = state.eids.filter((x) => x !== e.eid);
@@ -221,7 +230,7 @@ async function applyTransitions(
     const mine = transitions.filter((t) => t.memberId === memberId);
     for (const t of mine) {
       const place = { storeId, geofenceId: null };
-      if (t.kind === 'zone_exit') await visitLeft(tx, memberId, place, t.at);
+      if (t.kind === 'zone_exit') await visitLeft(tx, memberId, place, t.at, t.zoneId);
       else if (t.kind === 'zone_enter') await visitStarted(tx, memberId, place, 'ble_zone', t.at);
     }
     const events: RulesEvent[] = mine.flatMap((t): RulesEvent[] => {
@@ -248,4 +257,16 @@ async function applyTransitions(
     }
   }
   return { decisions, deliveryIds };
+}
+
+/** Ends zone stays nobody has reported on for ZONE_STALE_MS (run by the hourly retention job). */
+export async function closeStaleZonePresence(db: Database, now: Date): Promise<number> {
+  return db.transaction(async (tx) => {
+    const stale = await tx.query<{ member_id: string; zone_id: string; store_id: string; last_event_at: Date }>(
+      `DELETE FROM member_zone_presence WHERE last_event_at < $1 RETURNING member_id, zone_id, store_id, last_event_at`,
+      [new Date(now.getTime() - ZONE_STALE_MS)],
+    );
+    for (const r of stale) await visitLeft(tx, r.member_id, { storeId: r.store_id, geofenceId: null }, r.last_event_at, r.zone_id);
+    return stale.length;
+  });
 }

@@ -49,23 +49,26 @@ export async function visitSeen(tx: Sql, memberId: string, storeId: string, at: 
 }
 
 /** Whether any source still places the member at the store: a BLE zone, or a GPS geofence of the store. */
-async function stillAtStore(tx: Sql, memberId: string, storeId: string): Promise<boolean> {
+async function stillAtStore(tx: Sql, memberId: string, storeId: string, exceptZoneId: string | null): Promise<boolean> {
   const [row] = await tx.query<{ there: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM member_zone_presence WHERE member_id = $1 AND store_id = $2)
+    `SELECT EXISTS (SELECT 1 FROM member_zone_presence WHERE member_id = $1 AND store_id = $2 AND zone_id IS DISTINCT FROM $3::uuid)
          OR EXISTS (SELECT 1 FROM member_presence p JOIN geofences g ON p.fences ? g.id::text
                      WHERE p.member_id = $1 AND g.store_id = $2) AS there`,
-    [memberId, storeId],
+    [memberId, storeId, exceptZoneId],
   );
   return row?.there ?? false;
 }
 
-/** One source says the member left: the visit ends when no source places them there any more. */
-export async function visitLeft(tx: Sql, memberId: string, place: Place, at: Date): Promise<boolean> {
+/**
+ * One source says the member left: the visit ends when no source places them there any more. A zone that was
+ * left is not asked again (its presence row, if any, is a later stay that this batch already recorded).
+ */
+export async function visitLeft(tx: Sql, memberId: string, place: Place, at: Date, leftZoneId: string | null = null): Promise<boolean> {
   if (!place.storeId) {
     const rows = await tx.query('UPDATE visits SET ended_at = $3 WHERE member_id = $1 AND geofence_id = $2 AND ended_at IS NULL RETURNING 1', [memberId, place.geofenceId, at]);
     return rows.length > 0;
   }
-  if (await stillAtStore(tx, memberId, place.storeId)) return false;
+  if (await stillAtStore(tx, memberId, place.storeId, leftZoneId)) return false;
   const rows = await tx.query(
     'UPDATE visits SET ended_at = greatest(started_at, $3), last_seen_at = greatest(last_seen_at, $3) WHERE member_id = $1 AND store_id = $2 AND ended_at IS NULL RETURNING 1',
     [memberId, place.storeId, at],

@@ -1,9 +1,10 @@
 // Beacon agents: registration and key rotation for administrators, the signed ingest of presence events
 // for the boxes, and the member's own EID identity key for their app.
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { HEADER_AGENT, HEADER_SIGNATURE, HEADER_TIMESTAMP } from '../../beacon-agent/signing.js';
-import { authenticateAgent, getAgent, registerAgent, revokeAgent, rotateAgentKey } from '../domain/agents.js';
+import { authenticateAgent, getAgent, registerAgent, revokeAgent, rotateAgentKey, verifyAgent, type SignedRequest } from '../domain/agents.js';
 import type { Deps } from '../domain/deps.js';
 import { ingestPresence } from '../domain/detections.js';
 import { EidRegistry, readIdentityKey } from '../domain/eid-registry.js';
@@ -37,6 +38,19 @@ const IngestBatch = Strict({
   batchId: Type.String({ minLength: 1, maxLength: 64 }),
   events: Type.Array(PresenceEvent, { maxItems: MAX_BATCH }),
 });
+
+/** The signed parts of a request, from its headers and its exact body bytes. */
+function signedParts(req: FastifyRequest): SignedRequest {
+  const header = (name: string) => {
+    const v = req.headers[name];
+    if (typeof v !== 'string' || v === '') throw new AppError('AGENT_UNKNOWN', `header ${name} is required`);
+    return v;
+  };
+  return {
+    agentId: header(HEADER_AGENT), signature: header(HEADER_SIGNATURE), timestamp: Number(header(HEADER_TIMESTAMP)),
+    method: req.method, path: req.url, body: (req as unknown as { rawBody?: Buffer }).rawBody ?? '',
+  };
+}
 
 const agents: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   const registry = new EidRegistry();
@@ -94,16 +108,12 @@ const agents: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) 
           ...errors(401, 403, 409),
         },
       },
+      // Who sent it is checked before what it says: an unsigned or forged request gets 401/403, never a 400.
+      preValidation: async (req) => {
+        await verifyAgent(deps.db, signedParts(req), deps.now());
+      },
     }, async (req, reply) => {
-      const header = (name: string) => {
-        const v = req.headers[name];
-        if (typeof v !== 'string' || v === '') throw new AppError('AGENT_UNKNOWN', `header ${name} is required`);
-        return v;
-      };
-      const signedReq = {
-        agentId: header(HEADER_AGENT), signature: header(HEADER_SIGNATURE), timestamp: Number(header(HEADER_TIMESTAMP)),
-        method: req.method, path: req.url, body: (req as unknown as { rawBody: Buffer }).rawBody,
-      };
+      const signedReq = signedParts(req);
       return reply.code(202).send(await ingestPresence(deps, registry, signedReq, req.body));
     });
 
@@ -117,15 +127,8 @@ const agents: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) 
         },
       },
     }, async (req) => {
-      const agentId = req.headers[HEADER_AGENT];
-      const signature = req.headers[HEADER_SIGNATURE];
-      const timestamp = req.headers[HEADER_TIMESTAMP];
-      if (typeof agentId !== 'string' || typeof signature !== 'string' || typeof timestamp !== 'string') {
-        throw new AppError('AGENT_UNKNOWN', `headers ${HEADER_AGENT}, ${HEADER_TIMESTAMP} and ${HEADER_SIGNATURE} are required`);
-      }
       const now = deps.now();
-      const agent = await deps.db.transaction((tx) =>
-        authenticateAgent(tx, { agentId, signature, timestamp: Number(timestamp), method: 'GET', path: req.url, body: '' }, now));
+      const agent = await deps.db.transaction((tx) => authenticateAgent(tx, signedParts(req), now));
       return { offers: await sealedOffersForStore(deps.db, registry, agent.storeId, now) };
     });
   });

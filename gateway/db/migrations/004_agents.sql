@@ -42,14 +42,14 @@ CREATE TABLE identity_key_changes (
 );
 
 -- Detections are the boxes' presence events, resolved to a consenting member; the agent's event id makes a
--- retried upload count once.
+-- retried upload count once. Ids are the box's own: unique per agent, so no box can shadow another's.
 ALTER TABLE detections
   ADD COLUMN event_id   text,
   ADD COLUMN agent_id   uuid REFERENCES agents(id),
   ADD COLUMN kind       text CHECK (kind IN ('enter', 'dwell', 'exit', 'sighting')),
   ADD COLUMN confidence double precision,
   ADD COLUMN dwell_ms   bigint;
-CREATE UNIQUE INDEX detections_event ON detections (event_id);
+CREATE UNIQUE INDEX detections_event ON detections (agent_id, event_id);
 
 -- Which zones a member is in now, by the EIDs that put them there (a phone's EID rotates mid-visit: the
 -- zone is left only when none of its EIDs is inside any more).

@@ -1,15 +1,17 @@
-// `npm run bench`: the rules engine alone, then check-in and redemption over HTTP on the embedded backends,
-// and on real PostgreSQL + Redis when DATABASE_URL and REDIS_URL are both set. Prints plain text tables.
+// `npm run bench`: the rules engine and geofence index alone, check-in and redemption over HTTP on the embedded backends,
+// and on real PostgreSQL + Redis when DATABASE_URL and REDIS_URL are both set; then the beacon agent and detection ingest.
+// Prints plain text tables.
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { backends, realUrls } from '../tests/support/backends.js';
 import { benchBackend, CHECKINS, CONCURRENCY, WARMUP, type BackendResult } from './gateway.js';
 import { benchGeofenceIndex } from './geofence-index.js';
+import { benchAgentPipeline, benchIngest, ingestTables, type IngestFigures } from './ingest.js';
 import { benchRules } from './rules.js';
 import { fmt, table, type LoadStats } from './stats.js';
 
 /** Hard upper bound on the whole run; the work itself is bounded by counts and per-step timeouts. */
-const WATCHDOG_MS = 240_000;
+const WATCHDOG_MS = 420_000;
 
 const watchdog = setTimeout(() => {
   console.error(`\nbench: still running after ${WATCHDOG_MS / 1000} s, giving up`);
@@ -86,6 +88,18 @@ if (embedded && real) {
     ],
   ));
 }
+
+const agentFigures = await benchAgentPipeline();
+const ingest: IngestFigures[] = [];
+for (const backend of backends) {
+  try {
+    ingest.push(await benchIngest(backend));
+  } catch (err) {
+    failed = true;
+    console.error(`\ningest bench on the ${backend} backends failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  }
+}
+console.log(`\n${ingestTables(agentFigures, ingest)}`);
 
 // maxRSS is reported in kilobytes.
 const peakMiB = process.resourceUsage().maxRSS / 1024;

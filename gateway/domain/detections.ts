@@ -14,7 +14,7 @@ import type { Deps } from './deps.js';
 import type { EidRegistry } from './eid-registry.js';
 import { getMember } from './members.js';
 import { countDrops } from './privacy.js';
-import { visitLeft, visitSeen, visitStarted } from './visits.js';
+import { visitLeft, visitStarted } from './visits.js';
 
 /** An event stamped further ahead of the gateway's clock than this is refused (a box with a broken clock). */
 const FUTURE_SLACK_MS = 5 * 60_000;
@@ -87,11 +87,12 @@ export async function ingestPresence(deps: Deps, registry: EidRegistry, signed: 
     const members = [...new Set(resolved.map((r) => r.memberId))];
     const granted = new Set(
       members.length === 0 ? [] : (await tx.query<{ member_id: string }>(
-        `SELECT member_id FROM (
-           SELECT DISTINCT ON (member_id) member_id, action FROM consent_events
-            WHERE member_id = ANY($1::uuid[]) AND purpose = 'ble_detection' AND action IN ('grant', 'withdraw')
-            ORDER BY member_id, id DESC) latest
-          WHERE action = 'grant'`,
+        // Each member's latest decisive ble_detection event, found by index (member_id, id) walked backwards.
+        `SELECT m.id AS member_id FROM unnest($1::uuid[]) AS m(id)
+           CROSS JOIN LATERAL (SELECT action FROM consent_events e
+                                WHERE e.member_id = m.id AND e.purpose = 'ble_detection' AND e.action IN ('grant', 'withdraw')
+                                ORDER BY e.id DESC LIMIT 1) latest
+          WHERE latest.action = 'grant'`,
         [members],
       )).map((r) => r.member_id),
     );
@@ -206,10 +207,6 @@ async function updateZonePresence(tx: Sql, prepared: PreparedCampaigns, storeId:
       [deletes.map((d) => d[0]), deletes.map((d) => d[1])],
     );
   }
-  // Members still inside keep their visit's last-seen time current.
-  const seen = new Map<string, Date>();
-  for (const [memberId, , s] of upserts) seen.set(memberId, max(seen.get(memberId) ?? s.lastEventAt, s.lastEventAt));
-  for (const [memberId, at] of seen) await visitSeen(tx, memberId, storeId, at);
   return transitions;
 }
 

@@ -57,6 +57,8 @@ interface WindowTable {
 
 export class EidRegistry {
   private readonly keys = new Map<string, KeyEntry>();
+  /** How many keys use each rotation exponent: resolve() tries only the exponents in use. */
+  private readonly perExponent = new Map<number, number>();
   private readonly windows = new Map<string, WindowTable>();
   private seq = -1;
 
@@ -67,7 +69,7 @@ export class EidRegistry {
       const rows = await db.query<{ member_id: string; identity_key: Buffer; rotation_exponent: number }>(
         'SELECT member_id, identity_key, rotation_exponent FROM member_identity_keys',
       );
-      for (const r of rows) this.keys.set(r.member_id, { key: r.identity_key, k: r.rotation_exponent });
+      for (const r of rows) this.learn(r.member_id, { key: r.identity_key, k: r.rotation_exponent });
       this.seq = top?.seq ?? 0;
       return;
     }
@@ -94,7 +96,7 @@ export class EidRegistry {
   /** The member whose phone broadcast this EID around this time, if any key we hold produces it. */
   resolve(eid: string, atMs: number): string | undefined {
     const atS = Math.floor(atMs / 1000);
-    for (const k of this.exponents()) {
+    for (const k of this.perExponent.keys()) {
       const span = 2 ** k;
       const start = rotationWindow(atS, k);
       for (let d = 0; d <= DRIFT_WINDOWS; d++) {
@@ -125,12 +127,6 @@ export class EidRegistry {
     return this.keys.size;
   }
 
-  private exponents(): Set<number> {
-    const ks = new Set<number>();
-    for (const e of this.keys.values()) ks.add(e.k);
-    return ks;
-  }
-
   private eidOf(entry: KeyEntry, windowStart: number): string {
     const epoch = Math.floor(windowStart / 0x10000);
     if (!entry.tk || entry.tk.epoch !== epoch) entry.tk = { epoch, key: temporaryKey(entry.key, windowStart) };
@@ -155,7 +151,12 @@ export class EidRegistry {
   }
 
   private forget(member: string): void {
+    const entry = this.keys.get(member);
+    if (!entry) return;
     this.keys.delete(member);
+    const n = (this.perExponent.get(entry.k) ?? 1) - 1;
+    if (n > 0) this.perExponent.set(entry.k, n);
+    else this.perExponent.delete(entry.k);
     for (const t of this.windows.values()) {
       const eid = t.byMember.get(member);
       if (eid === undefined) continue;
@@ -166,6 +167,7 @@ export class EidRegistry {
 
   private learn(member: string, entry: KeyEntry): void {
     this.keys.set(member, entry);
+    this.perExponent.set(entry.k, (this.perExponent.get(entry.k) ?? 0) + 1);
     for (const [id, t] of this.windows) {
       const [k, start] = id.split(':').map(Number) as [number, number];
       if (k !== entry.k) continue;

@@ -40,14 +40,6 @@ export async function visitStarted(tx: Sql, memberId: string, place: Place, sour
   return { visitId: row!.id, started: true };
 }
 
-/** Still there: keeps the visit's last-seen time current. */
-export async function visitSeen(tx: Sql, memberId: string, storeId: string, at: Date): Promise<void> {
-  await tx.query(
-    'UPDATE visits SET last_seen_at = greatest(last_seen_at, $3) WHERE member_id = $1 AND store_id = $2 AND ended_at IS NULL',
-    [memberId, storeId, at],
-  );
-}
-
 /** Whether any source still places the member at the store: a BLE zone, or a GPS geofence of the store. */
 async function stillAtStore(tx: Sql, memberId: string, storeId: string, exceptZoneId: string | null): Promise<boolean> {
   const [row] = await tx.query<{ there: boolean }>(

@@ -118,9 +118,14 @@ export async function verifyAgent(db: Sql, req: SignedRequest, now: Date): Promi
  */
 export async function authenticateAgent(tx: Sql, req: SignedRequest, now: Date): Promise<Agent> {
   const agent = await verifyAgent(tx, req, now);
-  const fresh = await tx.query('INSERT INTO agent_requests (signature, agent_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1', [req.signature, agent.id]);
-  if (fresh.length === 0) throw new AppError('REQUEST_REPLAYED', 'this signed request was already received');
+  await rememberRequest(tx, agent.id, req.signature);
   return agent;
+}
+
+/** Refuses a signature seen before; otherwise remembers it (in the caller's transaction). */
+export async function rememberRequest(tx: Sql, agentId: string, signature: string): Promise<void> {
+  const fresh = await tx.query('INSERT INTO agent_requests (signature, agent_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1', [signature, agentId]);
+  if (fresh.length === 0) throw new AppError('REQUEST_REPLAYED', 'this signed request was already received');
 }
 
 /** Signatures older than the allowed skew can no longer be replayed (their timestamps are stale). */

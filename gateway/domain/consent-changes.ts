@@ -3,25 +3,17 @@
 // withdrawals in privacy.ts; its answer, listing them, is the erased member's receipt.)
 import {
   consentReceipt, helpText, needsConfirmation, optInConfirmationRequest, optInConfirmed, optOutConfirmation, parseSmsKeyword,
-  type ConsentAction, type ConsentSource, type ConsentState, type ProgramInfo, type Purpose,
+  type ConsentAction, type ConsentState, type ProgramInfo,
 } from '../../consent/index.js';
 import type { Sql } from '../db/database.js';
 import { AppError } from '../errors.js';
-import { appendConsent, currentConsent, type ConsentRecord } from './consents.js';
+import { appendConsent, currentConsent, type ConsentRecord, type NewConsentEvent } from './consents.js';
 import type { Deps } from './deps.js';
 import { destroyIdentityKey, issueIdentityKey } from './eid-registry.js';
 import { getMember, normalizePhone, type Member } from './members.js';
 
-export interface ConsentChange {
-  purpose: Purpose;
-  action: 'grant' | 'withdraw';
-  source: ConsentSource;
-  occurredAt: Date;
-  noticeVersion?: string;
-  actor?: string;
-  ip?: string;
-  userAgent?: string;
-}
+/** What a member (or staff, or the API) asks for: a ledger event, but never a bare 'request'. */
+export type ConsentChange = Omit<NewConsentEvent, 'action'> & { action: 'grant' | 'withdraw' };
 
 export const programInfo = (deps: Deps): ProgramInfo => ({
   name: deps.config.programName, helpContact: deps.config.programHelp, frequency: deps.config.programFrequency,

@@ -5,7 +5,7 @@ import type { PreparedCampaigns, PresenceEvent as RulesEvent } from '../../campa
 import type { IngestBatch, PresenceEvent } from '../../beacon-agent/types.js';
 import type { Database, Sql } from '../db/database.js';
 import { AppError } from '../errors.js';
-import { authenticateAgent, type SignedRequest } from './agents.js';
+import { rememberRequest, type Agent, type SignedRequest } from './agents.js';
 import { preparedCampaigns } from './campaign-cache.js';
 import { currentConsent } from './consents.js';
 import { STALE_AFTER_MS } from './checkins.js';
@@ -14,7 +14,7 @@ import type { Deps } from './deps.js';
 import type { EidRegistry } from './eid-registry.js';
 import { getMember } from './members.js';
 import { countDrops } from './privacy.js';
-import { visitLeft, visitStarted } from './visits.js';
+import { visitLeft, visitStarted, visitsStarted } from './visits.js';
 
 /** An event stamped further ahead of the gateway's clock than this is refused (a box with a broken clock). */
 const FUTURE_SLACK_MS = 5 * 60_000;
@@ -61,14 +61,26 @@ type Transition =
 
 const KIND_ORDER = { enter: 0, dwell: 1, exit: 2 } as const;
 
-export async function ingestPresence(deps: Deps, registry: EidRegistry, signed: SignedRequest, batch: IngestBatch): Promise<IngestResult> {
+// Zones are only ever added to a store: a cached list is read again only when an event names a zone not in it.
+const zoneCache = new Map<string, Set<string>>();
+async function zonesOf(tx: Sql, storeId: string, wanted: readonly string[]): Promise<Set<string>> {
+  const cached = zoneCache.get(storeId);
+  if (cached && wanted.every((z) => cached.has(z))) return cached;
+  const zones = new Set((await tx.query<{ id: string }>('SELECT id FROM zones WHERE store_id = $1', [storeId])).map((z) => z.id));
+  if (zoneCache.size > 10_000) zoneCache.clear();
+  zoneCache.set(storeId, zones);
+  return zones;
+}
+
+/** `agent` has been verified against `signed` (verifyAgent); the signature is remembered here, with the upload. */
+export async function ingestPresence(deps: Deps, registry: EidRegistry, agent: Agent, signed: SignedRequest, batch: IngestBatch): Promise<IngestResult> {
   const now = deps.now();
   const result = await deps.db.transaction(async (tx) => {
-    const agent = await authenticateAgent(tx, signed, now);
+    await rememberRequest(tx, agent.id, signed.signature);
     if (batch.agentId !== agent.id) {
       throw new AppError('VALIDATION_FAILED', 'body/agentId must be the agent that signs the request', { issues: [{ field: 'body/agentId', problem: 'differs from x-agent-id' }] });
     }
-    const zones = new Set((await tx.query<{ id: string }>('SELECT id FROM zones WHERE store_id = $1', [agent.storeId])).map((z) => z.id));
+    const zones = await zonesOf(tx, agent.storeId, batch.events.map((e) => e.zoneId));
     await registry.sync(tx);
 
     const rejected: Rejected[] = [];
@@ -222,10 +234,17 @@ async function applyTransitions(
   const listened = new Set(prepared.campaigns.flatMap((c) => (c.trigger.kind === 'zone_enter' || c.trigger.kind === 'zone_dwell' ? c.trigger.zoneIds.map((z) => `${c.trigger.kind}|${z}`) : [])));
   const members = [...new Set(transitions.map((t) => t.memberId))].sort();
   // Decisions for a member are serialised by the member's row lock, as check-ins are.
-  await tx.query('SELECT 1 FROM members WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE', [members]);
+  const deciding = members.filter((m) => transitions.some((t) => t.memberId === m && t.kind !== 'zone_exit' && listened.has(`${t.kind}|${t.zoneId}`)));
+  if (deciding.length > 0) await tx.query('SELECT 1 FROM members WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE', [deciding]);
+  const byMember = new Map<string, Transition[]>();
+  for (const t of transitions) byMember.set(t.memberId, [...(byMember.get(t.memberId) ?? []), t]);
+  // The usual case, a member simply walking in, is done for everyone at once; anything more, one by one.
+  const simple = members.filter((m) => byMember.get(m)!.every((t) => t.kind !== 'zone_exit') && byMember.get(m)!.filter((t) => t.kind === 'zone_enter').length === 1);
+  await visitsStarted(tx, storeId, simple.map((m) => ({ memberId: m, at: byMember.get(m)!.find((t) => t.kind === 'zone_enter')!.at })), 'ble_zone');
+  const done = new Set(simple);
   for (const memberId of members) {
-    const mine = transitions.filter((t) => t.memberId === memberId);
-    for (const t of mine) {
+    const mine = byMember.get(memberId)!;
+    for (const t of done.has(memberId) ? [] : mine) {
       const place = { storeId, geofenceId: null };
       if (t.kind === 'zone_exit') await visitLeft(tx, memberId, place, t.at, t.zoneId);
       else if (t.kind === 'zone_enter') await visitStarted(tx, memberId, place, 'ble_zone', t.at);

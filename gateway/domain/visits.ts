@@ -40,6 +40,41 @@ export async function visitStarted(tx: Sql, memberId: string, place: Place, sour
   return { visitId: row!.id, started: true };
 }
 
+/** visitStarted for many members at one store, one moment each, in three statements. */
+export async function visitsStarted(tx: Sql, storeId: string, starts: ReadonlyArray<{ memberId: string; at: Date }>, source: VisitSource): Promise<void> {
+  if (starts.length === 0) return;
+  const members = starts.map((s) => s.memberId);
+  const ats = starts.map((s) => s.at);
+  // DISTINCT ON cannot take row locks: lock every candidate, keep each member's newest.
+  const rows = await tx.query<{ id: string; member_id: string; started_at: Date }>(
+    `SELECT v.id, v.member_id, v.started_at FROM unnest($2::uuid[], $3::timestamptz[]) AS s(member_id, at)
+       JOIN visits v ON v.member_id = s.member_id AND v.store_id = $1
+        AND v.started_at <= s.at + $4 * interval '1 millisecond'
+        AND (v.ended_at IS NULL OR v.ended_at >= s.at - $4 * interval '1 millisecond')
+      ORDER BY v.id FOR UPDATE OF v`,
+    [storeId, members, ats, VISIT_GAP_MS],
+  );
+  const newest = new Map<string, { id: string; started_at: Date }>();
+  for (const r of rows) if ((newest.get(r.member_id)?.started_at ?? 0) < r.started_at) newest.set(r.member_id, r);
+  const joined = starts.filter((s) => newest.has(s.memberId));
+  const fresh = starts.filter((s) => !newest.has(s.memberId));
+  if (joined.length > 0) {
+    await tx.query(
+      `UPDATE visits v SET ended_at = NULL, last_seen_at = greatest(v.last_seen_at, j.at),
+              sources = CASE WHEN $3 = ANY(v.sources) THEN v.sources ELSE v.sources || $3::text END
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS j(id, at) WHERE v.id = j.id`,
+      [joined.map((s) => newest.get(s.memberId)!.id), joined.map((s) => s.at), source],
+    );
+  }
+  if (fresh.length > 0) {
+    await tx.query(
+      `INSERT INTO visits (member_id, store_id, source, sources, started_at, last_seen_at)
+       SELECT m, $1, $4, ARRAY[$4::text], at, at FROM unnest($2::uuid[], $3::timestamptz[]) AS f(m, at)`,
+      [storeId, fresh.map((s) => s.memberId), fresh.map((s) => s.at), source],
+    );
+  }
+}
+
 /** Whether any source still places the member at the store: a BLE zone, or a GPS geofence of the store. */
 async function stillAtStore(tx: Sql, memberId: string, storeId: string, exceptZoneId: string | null): Promise<boolean> {
   const [row] = await tx.query<{ there: boolean }>(

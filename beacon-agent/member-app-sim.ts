@@ -4,9 +4,11 @@
 //   with every EID window (the eddystone-eid README asks for the address to rotate with the EID, otherwise the
 //   address alone would let anyone follow the phone across windows).
 // - Active path: the app connects to the box's GATT service and writes its current EID to one characteristic.
-//   The write format is defined here (below), together with its strict decoder.
-// App-reported sightings (the phone telling the gateway which box it heard) are the gateway's to define.
+//   The write format is in gatt.ts.
+// - App-reported path: the app tells the gateway which store iBeacon it heard, signed with a key derived
+//   from its identity key (app-report.ts).
 import { createHash } from 'node:crypto';
+import { HEADER_APP_SIGNATURE, HEADER_APP_TIMESTAMP, signAppReport, type BeaconReport } from './app-report.js';
 import { eidHex, rotationWindow } from './eid.js';
 import { EDDYSTONE_SERVICE_UUID, encodeEddystoneEid } from './frames.js';
 import type { Advertisement } from './types.js';
@@ -55,4 +57,17 @@ export { ACTIVE_WRITE_LENGTH, ACTIVE_WRITE_VERSION, decodeActiveWrite, encodeAct
 /** What the app writes at `nowMs`: its current EID. */
 export function activeWrite(app: MemberApp, nowMs: number): Buffer {
   return encodeActiveWrite({ eid: eidHex(app.identityKey, app.k, nowMs / 1000) });
+}
+
+// ---- app-reported path: the app tells the gateway which store beacon it heard ----
+
+/** The signed request the app sends for its beacon reports (path, exact body, headers). */
+export function appReportRequest(app: MemberApp, memberId: string, reports: readonly BeaconReport[], nowMs: number) {
+  const path = `/members/${memberId}/beacon-reports`;
+  const body = JSON.stringify({ reports });
+  const signature = signAppReport(app.identityKey, { method: 'POST', path, timestamp: nowMs, body });
+  return {
+    path, body,
+    headers: { 'content-type': 'application/json', [HEADER_APP_TIMESTAMP]: String(nowMs), [HEADER_APP_SIGNATURE]: signature },
+  };
 }

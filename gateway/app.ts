@@ -7,6 +7,7 @@ import type { Deps } from './domain/deps.js';
 import { toHttpError } from './errors.js';
 import { validatorCompiler } from './http/validation.js';
 import agents from './routes/agents.js';
+import beacons from './routes/beacons.js';
 import campaigns from './routes/campaigns.js';
 import checkins from './routes/checkins.js';
 import deliveries from './routes/deliveries.js';
@@ -58,7 +59,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   // A worker-only process answers health probes and nothing else.
-  const tree = deps.config.role === 'worker' ? [health] : [health, stores, geofences, campaigns, members, checkins, redemptions, deliveries, twilioRoutes, privacy, agents];
+  const tree = deps.config.role === 'worker' ? [health] : [health, stores, geofences, campaigns, members, checkins, redemptions, deliveries, twilioRoutes, privacy, agents, beacons];
   for (const routes of tree) {
     await app.register(routes, { deps });
   }

@@ -4,6 +4,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eidHex } from '../beacon-agent/eid.js';
+import { appReportRequest } from '../beacon-agent/member-app-sim.js';
 import { openOffer } from '../beacon-agent/offer-seal.js';
 import { loadPrivateKey, signRequest } from '../beacon-agent/signing.js';
 import type { PresenceEvent } from '../beacon-agent/types.js';
@@ -316,5 +317,59 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     expect(await closeStaleZonePresence(gw.deps.db, clock)).toBeGreaterThanOrEqual(1);
     expect(await count('SELECT count(*)::int n FROM member_zone_presence WHERE member_id = $1', [member])).toBe(0);
     expect((await visits()).map((v) => v.ended_at?.toISOString() ?? null)).toEqual([t(0).toISOString(), t(70).toISOString()]);
+  });
+
+  it('takes beacon reports from the member\'s own app as the third path, into the same zone stay and visit', async () => {
+    clock = START;
+    const box = await newStore();
+    const beacon = { uuid: 'f7826da6-4fa2-4e98-8024-bc5b71e0893e', major: 100 + seq, minor: 7 };
+    const added = await call('POST', `/stores/${box.storeId}/beacons`, { ...beacon, zoneId: box.zoneId });
+    expect(added.status).toBe(201);
+    expect((await call('POST', `/stores/${box.storeId}/beacons`, { ...beacon, zoneId: box.zoneId })).body.error.code).toBe('BEACON_TAKEN');
+    await ok('POST', '/campaigns', {
+      name: 'App door', storeId: box.storeId, trigger: { kind: 'zone_enter', zoneIds: [box.zoneId] }, sources: ['app_beacon'],
+      offer: { title: 'App door', message: 'App door: code {code}' },
+    });
+    const member = await newMember(['ble_detection', 'sms_marketing']);
+    const key = await keyOf(member);
+    const app = { identityKey: key.key, k: key.k };
+    const report = (kind: 'enter' | 'dwell' | 'exit', at: Date, b = beacon) => ({ id: randomUUID(), kind, beacon: b, at: at.toISOString(), rssi: -71 });
+    const send = async (reports: ReturnType<typeof report>[], opts: { key?: Buffer; as?: string } = {}) => {
+      const r = appReportRequest({ identityKey: opts.key ?? app.identityKey, k: app.k }, opts.as ?? member, reports, clock.getTime());
+      const res = await gw.app.inject({ method: 'POST', url: r.path, payload: r.body, headers: r.headers });
+      return { status: res.statusCode, body: res.json(), resend: () => gw.app.inject({ method: 'POST', url: r.path, payload: r.body, headers: r.headers }) };
+    };
+
+    const entered = await send([report('enter', clock), report('enter', clock, { ...beacon, minor: 9999 })]);
+    expect(entered.status).toBe(202);
+    expect(entered.body).toMatchObject({ received: 2, accepted: 1, rejected: [{ index: 1, code: 'UNKNOWN_BEACON' }] });
+    expect(entered.body.decisions.map((d: { trigger: string; outcome: string }) => [d.trigger, d.outcome])).toEqual([['zone_enter', 'offer_queued']]);
+    expect(entered.body.decisions[0].trace.event.source).toBe('app_beacon');
+    // The same report again (a retry) counts once.
+    expect((await (await entered.resend()).json())).toMatchObject({ accepted: 0, duplicates: 1 });
+
+    // The box hears the same phone: still one zone stay (two paths in it), one visit, one zone_enter decision.
+    clock = new Date(START.getTime() + MIN);
+    await upload(box, [event(box, eidAt(key, clock), 'enter', clock)]);
+    const [presence] = await gw.deps.db.query<{ eids: string[] }>('SELECT eids FROM member_zone_presence WHERE member_id = $1', [member]);
+    expect(presence!.eids).toHaveLength(2);
+    // The visit was started by the app's report; the box's sighting joined the stay, not a new one.
+    expect(await gw.deps.db.query('SELECT sources, ended_at FROM visits WHERE member_id = $1', [member])).toEqual([{ sources: ['app_beacon'], ended_at: null }]);
+    const zoneDecisions = await gw.deps.db.query<{ n: number }>(`SELECT count(*)::int n FROM decisions WHERE member_id = $1 AND trigger = 'zone_enter'`, [member]);
+    expect(zoneDecisions[0]!.n).toBe(1);
+
+    // Signed with anything but the member's key, or for another member: refused, nothing kept.
+    const before = await count('SELECT count(*)::int n FROM detections WHERE member_id = $1', [member]);
+    const forged = await send([report('dwell', clock)], { key: randomBytes(16) });
+    expect([forged.status, forged.body.error.code]).toEqual([403, 'SIGNATURE_INVALID']);
+    const other = await newMember(['ble_detection']);
+    expect((await send([report('dwell', clock)], { as: other })).body.error.code).toBe('SIGNATURE_INVALID');
+    const unsigned = await gw.app.inject({ method: 'POST', url: `/members/${member}/beacon-reports`, payload: { reports: [] } });
+    expect([unsigned.statusCode, unsigned.json().error.code]).toEqual([403, 'SIGNATURE_INVALID']);
+    // Without ble_detection the app has no key to sign with, and reports are refused outright.
+    await ok('POST', `/members/${member}/consents`, { purpose: 'ble_detection', action: 'withdraw', source: 'app' });
+    const withdrawn = await send([report('dwell', clock)]);
+    expect([withdrawn.status, withdrawn.body.error.code]).toEqual([409, 'CONSENT_REQUIRED']);
+    expect(await count('SELECT count(*)::int n FROM detections WHERE member_id = $1', [member])).toBe(before);
   });
 });

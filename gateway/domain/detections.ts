@@ -42,7 +42,7 @@ export interface IngestResult {
   deliveryIds: string[];
 }
 
-interface Resolved {
+export interface Resolved {
   e: PresenceEvent;
   memberId: string;
   at: Date;
@@ -54,7 +54,7 @@ interface ZoneState {
   lastEventAt: Date;
 }
 
-type Transition =
+export type Transition =
   | { kind: 'zone_enter'; memberId: string; zoneId: string; at: Date; e: PresenceEvent }
   | { kind: 'zone_dwell'; memberId: string; zoneId: string; at: Date; e: PresenceEvent; minutes: number }
   | { kind: 'zone_exit'; memberId: string; zoneId: string; at: Date };
@@ -151,7 +151,7 @@ function dwellThresholds(prepared: PreparedCampaigns): Map<string, number[]> {
  * entered (its first EID in), a dwell threshold crossed, a zone left (its last EID out). All rows touched are
  * read and written in one statement each, under row locks.
  */
-async function updateZonePresence(tx: Sql, prepared: PreparedCampaigns, storeId: string, fresh: Resolved[]): Promise<Transition[]> {
+export async function updateZonePresence(tx: Sql, prepared: PreparedCampaigns, storeId: string, fresh: Resolved[]): Promise<Transition[]> {
   if (fresh.length === 0) return [];
   const byPair = new Map<string, Resolved[]>();
   for (const r of fresh) {
@@ -225,8 +225,9 @@ async function updateZonePresence(tx: Sql, prepared: PreparedCampaigns, storeId:
 const max = (a: Date, b: Date) => (a > b ? a : b);
 
 /** Visits for zone stays, then a decision for each zone event some campaign listens to. */
-async function applyTransitions(
+export async function applyTransitions(
   deps: Deps, tx: Sql, prepared: PreparedCampaigns, storeId: string, transitions: Transition[], now: Date,
+  source: 'ble_zone' | 'app_beacon' = 'ble_zone',
 ): Promise<{ decisions: Decision[]; deliveryIds: string[] }> {
   const decisions: Decision[] = [];
   const deliveryIds: string[] = [];
@@ -240,18 +241,18 @@ async function applyTransitions(
   for (const t of transitions) byMember.set(t.memberId, [...(byMember.get(t.memberId) ?? []), t]);
   // The usual case, a member simply walking in, is done for everyone at once; anything more, one by one.
   const simple = members.filter((m) => byMember.get(m)!.every((t) => t.kind !== 'zone_exit') && byMember.get(m)!.filter((t) => t.kind === 'zone_enter').length === 1);
-  await visitsStarted(tx, storeId, simple.map((m) => ({ memberId: m, at: byMember.get(m)!.find((t) => t.kind === 'zone_enter')!.at })), 'ble_zone');
+  await visitsStarted(tx, storeId, simple.map((m) => ({ memberId: m, at: byMember.get(m)!.find((t) => t.kind === 'zone_enter')!.at })), source);
   const done = new Set(simple);
   for (const memberId of members) {
     const mine = byMember.get(memberId)!;
     for (const t of done.has(memberId) ? [] : mine) {
       const place = { storeId, geofenceId: null };
       if (t.kind === 'zone_exit') await visitLeft(tx, memberId, place, t.at, t.zoneId);
-      else if (t.kind === 'zone_enter') await visitStarted(tx, memberId, place, 'ble_zone', t.at);
+      else if (t.kind === 'zone_enter') await visitStarted(tx, memberId, place, source, t.at);
     }
     const events: RulesEvent[] = mine.flatMap((t): RulesEvent[] => {
       if (t.kind === 'zone_exit' || !listened.has(`${t.kind}|${t.zoneId}`)) return [];
-      const base = { source: 'ble_zone' as const, confidence: t.e.confidence, at: t.at, zoneId: t.zoneId };
+      const base = { source, confidence: t.e.confidence, at: t.at, zoneId: t.zoneId };
       return [t.kind === 'zone_dwell' ? { ...base, kind: 'zone_dwell', minutes: t.minutes } : { ...base, kind: 'zone_enter' }];
     });
     if (events.length === 0) continue;

@@ -81,7 +81,7 @@ describe.each(backends)('consent scenarios on the %s backends', (backend) => {
 
   /** Everything the Twilio stand-in was asked to send to a phone; offers carry a coupon code. */
   const sentTo = (phone: string) => standIn.messages.filter((m) => m.to === phone);
-  const offersTo = (phone: string) => sentTo(phone).filter((m) => /code [0-9A-Z]{10}/.test(m.body));
+  const offersTo = (phone: string) => sentTo(phone).filter((m) => /code [0-9A-Z]{13}/.test(m.body));
   /** The opt-in request goes out from the worker; waiting for it keeps later stand-in failures for the offer. */
   const optInRequestSent = (phone: string) => eventually(async () => sentTo(phone).find((m) => /Reply YES to confirm/.test(m.body)));
 
@@ -139,7 +139,7 @@ describe.each(backends)('consent scenarios on the %s backends', (backend) => {
       expect(stop.status).toBe(200);
       expect(stop.raw!.match(/<Message>/g)).toHaveLength(1);
       expect(unescapeXml(stop.reply)).toBe(OPT_OUT);
-      expect(stop.reply).not.toMatch(/code [0-9A-Z]{10}/);
+      expect(stop.reply).not.toMatch(/code [0-9A-Z]{13}/);
       // A second STOP (the member insists) gets no second confirmation.
       const again = await replySms(apiOnly, member.phone, 'stop');
       expect([again.status, again.reply, again.raw]).toEqual([200, null, '<?xml version="1.0" encoding="UTF-8"?><Response></Response>']);
@@ -362,7 +362,7 @@ describe.each(backends)('consent scenarios on the %s backends', (backend) => {
     for (const part of [/^Nearby Offers: /, /STOP/, /HELP/, /Up to 3 msgs\/week/, /Msg & data rates may apply\./]) {
       expect(request.body).toMatch(part);
     }
-    expect(request.body).not.toMatch(/code [0-9A-Z]{10}/);
+    expect(request.body).not.toMatch(/code [0-9A-Z]{13}/);
 
     const waiting = await checkin(m.body.id);
     expect(waiting.body.decisions[0]).toMatchObject({ outcome: 'not_sent', reasonCode: 'CONSENT_MISSING' });
@@ -405,7 +405,7 @@ describe.each(backends)('consent scenarios on the %s backends', (backend) => {
     await optInRequestSent(member.phone);
     const visit = await checkin(member.id);
     await settled(visit.body.deliveryIds[0]);
-    const code = /code ([0-9A-Z]{10})/.exec(offersTo(member.phone)[0]!.body)![1]!;
+    const code = /code ([0-9A-Z]{13})/.exec(offersTo(member.phone)[0]!.body)![1]!;
     const { storeId } = (await gw.deps.db.query<{ storeId: string }>('SELECT id AS "storeId" FROM stores LIMIT 1'))[0]!;
     expect((await call('POST', '/redemptions', { code, storeId, tillRef: 'till-9' })).status).toBe(201);
 

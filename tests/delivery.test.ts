@@ -24,7 +24,7 @@ describe.each(backends)('SMS delivery on the %s backends', (backend) => {
   };
 
   /** Offers sent to a phone (the opt-in request is a programme message, not an offer). */
-  const offersTo = (phone: string) => twilio.messages.filter((m) => m.to === phone && /Code: [0-9A-Z]{10}/.test(m.body));
+  const offersTo = (phone: string) => twilio.messages.filter((m) => m.to === phone && /Code: [0-9A-Z]{13}/.test(m.body));
 
   /**
    * A consenting member checks in at the store; returns the delivery id the decision queued. With a worker
@@ -81,7 +81,7 @@ describe.each(backends)('SMS delivery on the %s backends', (backend) => {
     const sent = offersTo(phone);
     expect(sent).toHaveLength(1);
     expect(sent[0]).toMatchObject({ from: '+14155550100', validityPeriod: undefined });
-    expect(sent[0]!.body).toMatch(/^Nearby Offers: A free crêpe\. Code: [0-9A-Z]{10} \(valid until .+\)\. Reply STOP to opt out\.$/);
+    expect(sent[0]!.body).toMatch(/^Nearby Offers: A free crêpe\. Code: [0-9A-Z]{13} \(valid until .+\)\. Reply STOP to opt out\.$/);
   });
 
   it('does not retry a number Twilio refuses, and keeps the failure visible', async () => {

@@ -1,4 +1,5 @@
 // The thin slice through HTTP: store and geofence, campaign, member and consents, check-in, SMS, redemption.
+import { checkCharacter } from '../gateway/domain/coupons.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
 import { backends, eventually, isolatedConfig, type Isolated } from './support/backends.js';
@@ -36,7 +37,7 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
     call('POST', '/checkins', { memberId, ...at, accuracyM, at: clock().toISOString() });
 
   /** Offers sent to a phone (programme messages such as the opt-in request are not offers). */
-  const offersTo = (phone: string) => twilio.messages.filter((m) => m.to === phone && /code [0-9A-Z]{10}/.test(m.body));
+  const offersTo = (phone: string) => twilio.messages.filter((m) => m.to === phone && /code [0-9A-Z]{13}/.test(m.body));
 
   const tableCounts = async () => {
     const rows = await gw.deps.db.query<{ t: string; n: number }>(
@@ -103,7 +104,7 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
     expect(sms).toHaveLength(1);
     expect(sms[0]!.messagingServiceSid).toBe('MG' + 'b'.repeat(32));
     expect(Number(sms[0]!.validityPeriod)).toBeGreaterThan(800);
-    const code = /code ([0-9A-Z]{10})/.exec(sms[0]!.body)?.[1];
+    const code = /code ([0-9A-Z]{13})/.exec(sms[0]!.body)?.[1];
     expect(code).toBeDefined();
     expect(sms[0]!.body).toMatch(/^Nearby Offers: Free coffee with code .* Reply STOP to opt out\.$/);
 
@@ -122,18 +123,19 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
     expect(record.status).toBe(200);
     expect(record.body.offers).toHaveLength(1);
     expect(record.body.offers[0]).toMatchObject({
-      couponCode: code, campaignId, campaignName: 'Morning coffee', title: 'Free coffee',
+      couponCode: code, qrPayload: `COUPON:${code}`, campaignId, campaignName: 'Morning coffee', title: 'Free coffee',
       delivery: { status: 'sent' }, redemption: { storeId, tillRef: 'till-1', redeemedAt: first.body.redeemedAt },
     });
     expect(record.body.consents.sms_marketing.granted).toBe(true);
   });
 
-  it('redeems exactly once when two tills race for the same code', async () => {
+  it('redeems exactly once when 200 tills race for the same code', async () => {
     const memberId = await newMember('+14155552672', ['location', 'sms_marketing']);
     const res = await checkin(memberId, INSIDE);
     const { code } = (await gw.deps.db.query<{ code: string }>('SELECT code FROM coupons WHERE decision_id = $1', [res.body.decisions[0].id]))[0]!;
-    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => call('POST', '/redemptions', { code, storeId, tillRef: `t${i}` })));
-    expect(results.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409, 409]);
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => call('POST', '/redemptions', { code, storeId, tillRef: `t${i}` })));
+    expect(results.map((r) => r.status).sort()).toEqual([201, ...Array<number>(199).fill(409)]);
+    expect(new Set(results.filter((r) => r.status === 409).map((r) => r.body.error.code))).toEqual(new Set(['COUPON_ALREADY_REDEEMED']));
     const { n } = (await gw.deps.db.query<{ n: number }>(
       'SELECT count(*)::int n FROM redemptions r JOIN coupons c ON c.id = r.coupon_id WHERE c.code = $1', [code],
     ))[0]!;
@@ -214,7 +216,8 @@ describe.each(backends)('the slice on the %s backends', (backend) => {
       ['/stores', { name: 'x', timeZone: 'UTC', location: { lat: 0, lon: 0 }, geofence: { radiusM: 0 } }, 400, 'VALIDATION_FAILED'],
       ['/campaigns', { name: 'x', trigger: { kind: 'checkin' }, offer: { title: 't', message: 'm' } }, 400, 'VALIDATION_FAILED'],
       ['/campaigns', { name: 'x', storeId: '00000000-0000-4000-8000-000000000000', trigger: { kind: 'checkin' }, offer: { title: 't', message: 'm' } }, 404, 'STORE_NOT_FOUND'],
-      ['/redemptions', { code: 'ZZZZZZZZZZ', storeId }, 404, 'COUPON_NOT_FOUND'],
+      ['/redemptions', { code: 'ZZZZZZZZZZ', storeId }, 400, 'COUPON_CODE_INVALID'],
+      ['/redemptions', { code: `ZZZZZZZZZZZZ${checkCharacter('ZZZZZZZZZZZZ')}`, storeId }, 404, 'COUPON_NOT_FOUND'],
       [`/members/${memberId}/consents`, { purpose: 'telepathy', action: 'grant', source: 'app' }, 400, 'VALIDATION_FAILED'],
     ];
     for (const [url, payload, status, code] of bad) {

@@ -4,13 +4,44 @@ import type { Database } from '../db/database.js';
 
 // Crockford base32: no I, L, O or U, so a code read aloud or typed at a till is hard to get wrong.
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-export const CODE_LENGTH = 10; // 50 bits: guessing a live code is hopeless
+/** Random characters: 12 x 5 bits = 60 bits from the cryptographic generator. */
+export const RANDOM_LENGTH = 12;
+/** The random part and one check character. */
+export const CODE_LENGTH = RANDOM_LENGTH + 1;
+
+/**
+ * Luhn mod 32 over the alphabet: any single mistyped character, and most swaps of neighbours, change it,
+ * so a till can say "typo" without asking the database.
+ */
+export function checkCharacter(body: string): string {
+  let sum = 0;
+  let double = true;
+  for (let i = body.length - 1; i >= 0; i--) {
+    let v = ALPHABET.indexOf(body[i]!);
+    if (double) {
+      v *= 2;
+      v = Math.floor(v / 32) + (v % 32);
+    }
+    sum += v;
+    double = !double;
+  }
+  return ALPHABET[(32 - (sum % 32)) % 32]!;
+}
 
 export function newCouponCode(): string {
   let code = '';
-  for (let i = 0; i < CODE_LENGTH; i++) code += ALPHABET[randomInt(ALPHABET.length)];
-  return code;
+  for (let i = 0; i < RANDOM_LENGTH; i++) code += ALPHABET[randomInt(ALPHABET.length)];
+  return code + checkCharacter(code);
 }
+
+/** Whether a normalised code has the right length, alphabet and check character. */
+export function isWellFormedCode(code: string): boolean {
+  if (code.length !== CODE_LENGTH || [...code].some((c) => !ALPHABET.includes(c))) return false;
+  return checkCharacter(code.slice(0, -1)) === code.slice(-1);
+}
+
+/** What a QR code or barcode on the member's screen carries: QR alphanumeric mode, scanned straight into a till. */
+export const qrPayload = (code: string) => `COUPON:${code}`;
 
 /** What a cashier types, made canonical: case, spaces and dashes ignored; O read as 0, I and L as 1. */
 export function normalizeCouponCode(input: string): string {
@@ -42,7 +73,10 @@ export async function redeemCoupon(
   input: { code: string; storeId: string; tillRef?: string },
   now: Date,
 ): Promise<Redemption> {
-  const code = normalizeCouponCode(input.code);
+  const code = normalizeCouponCode(input.code.replace(/^COUPON:/i, ''));
+  if (!isWellFormedCode(code)) {
+    throw new AppError('COUPON_CODE_INVALID', `${input.code} is not a coupon code: a character is wrong or missing`);
+  }
   return db.transaction(async (tx) => {
     // Lock the coupon first; the redemption is read by a later statement, so a till that waited on the
     // lock sees the redemption the winner committed (READ COMMITTED takes a new snapshot per statement).

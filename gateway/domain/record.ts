@@ -1,4 +1,5 @@
 // A member's customer record: who they are, what they consented to, which offers they got and redeemed.
+import { qrPayload } from './coupons.js';
 import type { Sql } from '../db/database.js';
 import { toDecision, type Decision } from './decide.js';
 import { consentStateView, currentConsent, type ConsentStateView } from './consents.js';
@@ -6,6 +7,8 @@ import { getMember, type Member } from './members.js';
 
 export interface OfferRecord {
   couponCode: string;
+  /** What the app shows as a QR code or barcode for the till to scan. */
+  qrPayload: string;
   campaignId: string;
   campaignName: string;
   title: string;
@@ -64,6 +67,7 @@ export async function memberRecord(db: Sql, memberId: string): Promise<MemberRec
     consents,
     offers: offers.map((o) => ({
       couponCode: o.code,
+      qrPayload: qrPayload(o.code),
       campaignId: o.campaign_id,
       campaignName: o.campaign_name,
       title: o.title,

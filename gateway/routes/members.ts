@@ -59,6 +59,7 @@ const ConsentEvent = Type.Object({
 
 const OfferRecord = Type.Object({
   couponCode: Type.String(),
+  qrPayload: Type.String({ description: 'For a QR code or barcode; the till may send it as the code' }),
   campaignId: Uuid,
   campaignName: Type.String(),
   title: Type.String(),

@@ -129,6 +129,7 @@ describe('a store hour on the embedded backends', () => {
     await outbox.append(emitted.splice(0));
     await flush();
     expect(outbox.pending).toBe(0);
+    await outbox.close();
     expect(calls).toBeGreaterThan(0);
 
     // Nothing about non-member devices left the box; every uploaded EID came from an app's key.

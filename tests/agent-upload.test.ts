@@ -62,7 +62,9 @@ describe('outbox', () => {
     expect(ids(await box.peek(1))).toEqual([all[7]!.id]);
     await box.close();
     expect(JSON.parse(fs.readFileSync(path.join(dir, 'ack.json'), 'utf8'))).toMatchObject({ segment: 1 });
-    expect((await Outbox.open(dir)).pending).toBe(5);
+    const reopened = await Outbox.open(dir);
+    expect(reopened.pending).toBe(5);
+    await reopened.close();
   });
 
   it('cuts off a line torn by a crash mid-write, skips a corrupt one, and appends cleanly after', async () => {
@@ -89,6 +91,7 @@ describe('outbox', () => {
     expect(await box.peek(10)).toEqual(all);
     await box.ack(5);
     expect(box.pending).toBe(0);
+    await box.close();
   });
 
   it('rotates segments at the size limit and deletes the ones wholly acknowledged', async () => {

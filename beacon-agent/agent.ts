@@ -72,7 +72,8 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions = {}): 
   const handover = new HandoverStore();
   const pollOffers = async () => {
     const path = '/ingest/offers';
-    const headers = signRequest(privateKey, config.agentId, { method: 'GET', path, timestamp: Date.now(), body: '' });
+    // The uploader's correction for a box clock that is off applies here too.
+    const headers = signRequest(privateKey, config.agentId, { method: 'GET', path, timestamp: Date.now() + uploader.stats.clockOffsetMs, body: '' });
     try {
       const res = await doFetch(new URL(path, config.gatewayUrl), { headers, signal: AbortSignal.timeout(10_000) });
       if (!res.ok) return log('warn', 'offers poll refused', { status: res.status, body: (await res.text()).slice(0, 200) });
@@ -81,7 +82,7 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions = {}): 
       log('warn', 'offers poll failed', { error: String(err) });
     }
   };
-  const poller = setInterval(() => void pollOffers(), config.offersPollMs);
+  let poller: NodeJS.Timeout | undefined;
 
   let peripheral: BlenoPeripheral | undefined;
   if (config.advertise && config.source === 'radio' && !opts.source) {
@@ -92,6 +93,8 @@ export async function startAgent(config: AgentConfig, opts: AgentOptions = {}): 
       offersFor: (eid) => handover.answer(eid, Date.now()),
     });
     await pollOffers();
+    // Offers are fetched only by a box that can hand them over.
+    poller = setInterval(() => void pollOffers(), config.offersPollMs);
   }
 
   return {

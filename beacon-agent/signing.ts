@@ -55,7 +55,9 @@ export function signRequest(privateKey: KeyObject, agentId: string, parts: Signe
 
 export function verifySignature(publicKey: KeyObject, parts: SignedParts, signatureBase64: string): boolean {
   const signature = Buffer.from(signatureBase64, 'base64');
-  // Ed25519 signatures are 64 bytes; anything else is not worth a verification.
-  if (signature.length !== 64) return false;
+  // Ed25519 signatures are 64 bytes; anything else is not worth a verification. Only the canonical base64
+  // spelling counts: the gateway remembers signatures as text, and another spelling of the same bytes must
+  // not pass as a new request.
+  if (signature.length !== 64 || signature.toString('base64') !== signatureBase64) return false;
   return verify(null, canonical(parts), publicKey, signature);
 }

@@ -20,7 +20,7 @@ import { SimulatedSource, VirtualClock } from '../beacon-agent/sources.js';
 import type { Advertisement, PresenceEvent } from '../beacon-agent/types.js';
 import { Uploader } from '../beacon-agent/uploader.js';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
-import { isolatedConfig, type Isolated } from './support/backends.js';
+import { eventually, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
 
 const START = Date.parse('2026-06-03T15:00:00Z'); // 11:00 in New York, a Wednesday
@@ -238,6 +238,8 @@ describe('the agent process', () => {
       // The zone entry won an offer; the box fetches it sealed, and only the member's key opens it.
       const [coupon] = await gw.deps.db.query<{ code: string }>('SELECT code FROM coupons WHERE member_id = $1', [m.id]);
       expect(coupon).toBeDefined();
+      // Handed over only once it went out by SMS.
+      await eventually(async () => ((await gw.deps.db.query(`SELECT 1 FROM deliveries WHERE member_id = $1 AND status = 'sent'`, [m.id])).length ? true : undefined));
       await agent.pollOffers();
       expect(logs.filter((l) => /offers poll/.test(l))).toEqual([]);
       const eidNow = passiveAdvertisement(app, Date.now(), 0).serviceData![0]!.data.toString('hex', 2, 10);

@@ -10,7 +10,7 @@ import { loadPrivateKey, signRequest } from '../beacon-agent/signing.js';
 import type { PresenceEvent } from '../beacon-agent/types.js';
 import { closeStaleZonePresence } from '../gateway/domain/detections.js';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
-import { backends, isolatedConfig, type Isolated } from './support/backends.js';
+import { backends, eventually, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
 
 const START = new Date('2026-06-03T16:00:00Z'); // Wednesday 12:00 in New York
@@ -94,6 +94,13 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     const again = await good.resend();
     expect(again.statusCode).toBe(409);
     expect(again.json().error.code).toBe('REQUEST_REPLAYED');
+    // The same signature spelt another way (no base64 padding) is not a new request either.
+    const body0 = JSON.stringify({ agentId: box.agentId, batchId: 'respelt', events: [] });
+    const signed0 = signRequest(loadPrivateKey(box.privateKey), box.agentId, { method: 'POST', path: '/ingest/presence', timestamp: clock.getTime() - 1, body: body0 });
+    const send0 = (sig: string) => gw.app.inject({ method: 'POST', url: '/ingest/presence', payload: body0, headers: { 'content-type': 'application/json', ...signed0, 'x-agent-signature': sig } });
+    expect((await send0(signed0['x-agent-signature']!)).statusCode).toBe(202);
+    const respelt = await send0(signed0['x-agent-signature']!.replace(/=+$/, ''));
+    expect([respelt.statusCode, respelt.json().error.code]).toEqual([403, 'SIGNATURE_INVALID']);
 
     const other = await newStore();
     const forged = await upload(box, [], { key: other.privateKey });
@@ -175,7 +182,9 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     expect(first.body).toMatchObject({ accepted: 2, duplicates: 0 });
     const retry = await upload(box, events); // same events, newly signed: what an agent does after a timeout
     expect(retry.body).toMatchObject({ accepted: 0, duplicates: 2 });
-    expect(await count('SELECT count(*)::int n FROM detections WHERE member_id = $1', [member])).toBe(2);
+    const twice = event(box, eidAt(key, clock), 'dwell', new Date(clock.getTime() + 2 * MIN));
+    expect((await upload(box, [twice, twice])).body).toMatchObject({ received: 2, accepted: 1, duplicates: 1 });
+    expect(await count('SELECT count(*)::int n FROM detections WHERE member_id = $1', [member])).toBe(3);
 
     const wrongZone = await upload(box, [{ ...event(box, eidAt(key, clock), 'dwell', clock), zoneId: other.zoneId }]);
     expect(wrongZone.body).toMatchObject({ accepted: 0, rejected: [{ index: 0, code: 'ZONE_NOT_IN_STORE' }] });
@@ -284,6 +293,8 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     const entered = await upload(box, [event(box, eidAt(key, clock), 'enter', clock)]);
     expect(entered.body.decisions[0].outcome).toBe('offer_queued');
     const [code] = (await gw.deps.db.query<{ code: string }>('SELECT code FROM coupons WHERE member_id = $1', [member])).map((r) => r.code);
+    // Only an offer the member already received by SMS is handed over.
+    await eventually(async () => ((await count(`SELECT count(*)::int n FROM deliveries WHERE member_id = $1 AND status = 'sent'`, [member])) === 1 ? true : undefined));
 
     const offers = await fetchOffers();
     expect(offers).toHaveLength(1);
@@ -297,6 +308,31 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     clock = new Date(START.getTime() + MIN);
     await ok('POST', '/redemptions', { code, storeId: box.storeId, tillRef: 'till-1' });
     expect(await fetchOffers()).toEqual([]);
+  });
+
+  it('hands over nothing once the member withdrew marketing consent', async () => {
+    clock = START;
+    const box = await newStore();
+    await ok('POST', '/campaigns', {
+      name: 'Door 2', storeId: box.storeId, trigger: { kind: 'zone_enter', zoneIds: [box.zoneId] }, sources: ['ble_zone'],
+      offer: { title: 'Door 2', message: 'Door 2: code {code}' },
+    });
+    const member = await newMember(['ble_detection', 'sms_marketing']);
+    const key = await keyOf(member);
+    await upload(box, [event(box, eidAt(key, clock), 'enter', clock)]);
+    await eventually(async () => ((await count(`SELECT count(*)::int n FROM deliveries WHERE member_id = $1 AND status = 'sent'`, [member])) === 1 ? true : undefined));
+    const poll = async () => {
+      clock = new Date(clock.getTime() + 1000);
+      const headers = signRequest(loadPrivateKey(box.privateKey), box.agentId, { method: 'GET', path: '/ingest/offers', timestamp: clock.getTime(), body: '' });
+      return (await gw.app.inject({ method: 'GET', url: '/ingest/offers', headers })).json().offers as unknown[];
+    };
+    expect(await poll()).toHaveLength(1);
+    await ok('POST', `/members/${member}/consents`, { purpose: 'sms_marketing', action: 'withdraw', source: 'app' });
+    expect(await poll()).toEqual([]);
+    // Withdrawing ble_detection ends the zone stay at once.
+    await ok('POST', `/members/${member}/consents`, { purpose: 'ble_detection', action: 'withdraw', source: 'app' });
+    expect(await count('SELECT count(*)::int n FROM member_zone_presence WHERE member_id = $1', [member])).toBe(0);
+    expect((await gw.deps.db.query<{ ended_at: Date | null }>('SELECT ended_at FROM visits WHERE member_id = $1', [member]))[0]!.ended_at).not.toBeNull();
   });
 
   it('ends a zone stay nobody reported on for an hour, at the moment it was last heard of', async () => {
@@ -369,7 +405,7 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     // Without ble_detection the app has no key to sign with, and reports are refused outright.
     await ok('POST', `/members/${member}/consents`, { purpose: 'ble_detection', action: 'withdraw', source: 'app' });
     const withdrawn = await send([report('dwell', clock)]);
-    expect([withdrawn.status, withdrawn.body.error.code]).toEqual([409, 'CONSENT_REQUIRED']);
+    expect([withdrawn.status, withdrawn.body.error.code]).toEqual([403, 'SIGNATURE_INVALID']);
     expect(await count('SELECT count(*)::int n FROM detections WHERE member_id = $1', [member])).toBe(before);
   });
 });

@@ -118,13 +118,14 @@ export async function verifyAgent(db: Sql, req: SignedRequest, now: Date): Promi
  */
 export async function authenticateAgent(tx: Sql, req: SignedRequest, now: Date): Promise<Agent> {
   const agent = await verifyAgent(tx, req, now);
-  await rememberRequest(tx, agent.id, req.signature);
+  await rememberRequest(tx, agent.id, req.signature, now);
   return agent;
 }
 
 /** Refuses a signature seen before; otherwise remembers it (in the caller's transaction). */
-export async function rememberRequest(tx: Sql, agentId: string, signature: string): Promise<void> {
-  const fresh = await tx.query('INSERT INTO agent_requests (signature, agent_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1', [signature, agentId]);
+export async function rememberRequest(tx: Sql, agentId: string, signature: string, now: Date): Promise<void> {
+  // seen_at on the gateway's clock, the clock the staleness check and the purge use.
+  const fresh = await tx.query('INSERT INTO agent_requests (signature, agent_id, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1', [signature, agentId, now]);
   if (fresh.length === 0) throw new AppError('REQUEST_REPLAYED', 'this signed request was already received');
 }
 

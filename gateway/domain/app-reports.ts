@@ -57,21 +57,24 @@ export interface ReportResult {
 const APP_EID = 'app';
 
 export async function reportBeacons(
-  deps: Deps, memberId: string, signed: SignedParts & { signature: string }, reports: readonly BeaconReport[],
+  deps: Deps, memberId: string, signed: SignedParts & { signature: string }, sent: readonly BeaconReport[],
 ): Promise<ReportResult> {
   const now = deps.now();
+  const reports = sent;
   const result = await deps.db.transaction(async (tx) => {
-    await tx.query('SELECT 1 FROM members WHERE id = $1 FOR UPDATE', [memberId]);
-    await getMember(tx, memberId);
+    // The signature first: an unsigned request learns nothing (403 whoever the member is) and locks nothing.
     const [key] = await tx.query<{ identity_key: Buffer }>('SELECT identity_key FROM member_identity_keys WHERE member_id = $1', [memberId]);
-    // No key: the member does not grant ble_detection, and nothing they report is kept.
-    if (!key || !(await currentConsent(tx, memberId)).ble_detection.granted) {
-      throw new AppError('CONSENT_REQUIRED', 'beacon reports need ble_detection consent');
+    if (!key || !verifyAppReport(key.identity_key, signed, signed.signature)) {
+      throw new AppError('SIGNATURE_INVALID', 'x-app-signature does not match this request (or the member holds no key to sign with)');
     }
     if (!Number.isFinite(signed.timestamp) || Math.abs(now.getTime() - signed.timestamp) > MAX_SKEW_MS) {
       throw new AppError('REQUEST_STALE', `the request's timestamp is more than ${MAX_SKEW_MS / 60_000} minutes from the gateway's clock`, { gatewayTime: now.toISOString() });
     }
-    if (!verifyAppReport(key.identity_key, signed, signed.signature)) throw new AppError('SIGNATURE_INVALID', 'x-app-signature does not match this request');
+    // Then the member's row, so a withdrawal or erasure is wholly before or after this report, and the ledger.
+    await tx.query('SELECT 1 FROM members WHERE id = $1 FOR UPDATE', [memberId]);
+    await getMember(tx, memberId);
+    if (!(await currentConsent(tx, memberId)).ble_detection.granted) throw new AppError('CONSENT_REQUIRED', 'beacon reports need ble_detection consent');
+    const seenIds = new Set<string>();
 
     const beacons = reports.length === 0 ? [] : await tx.query<{ uuid: string; major: number; minor: number; store_id: string; zone_id: string | null }>(
       `SELECT b.uuid::text, b.major, b.minor, b.store_id, b.zone_id FROM beacons b
@@ -82,6 +85,9 @@ export async function reportBeacons(
     const rejected: ReportResult['rejected'] = [];
     const byStore = new Map<string, Resolved[]>();
     reports.forEach((r, index) => {
+      // The same report twice in one request counts once, as it does across requests.
+      if (seenIds.has(r.id)) return;
+      seenIds.add(r.id);
       const b = where.get(`${r.beacon.uuid.toLowerCase()}|${r.beacon.major}|${r.beacon.minor}`);
       const at = new Date(r.at);
       if (!b?.zone_id) return void rejected.push({ index, code: 'UNKNOWN_BEACON' });
@@ -110,7 +116,7 @@ export async function reportBeacons(
       decisions.push(...d.decisions);
       deliveryIds.push(...d.deliveryIds);
     }
-    return { received: reports.length, accepted, duplicates: valid - accepted, rejected, decisions, deliveryIds };
+    return { received: sent.length, accepted, duplicates: sent.length - seenIds.size + valid - accepted, rejected, decisions, deliveryIds };
   });
   for (const id of result.deliveryIds) await deps.queue.enqueue('sms.send', { deliveryId: id }, { jobId: id }).catch(() => {});
   return result;

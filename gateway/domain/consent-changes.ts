@@ -10,6 +10,7 @@ import { AppError } from '../errors.js';
 import { appendConsent, currentConsent, type ConsentRecord, type NewConsentEvent } from './consents.js';
 import type { Deps } from './deps.js';
 import { destroyIdentityKey, issueIdentityKey } from './eid-registry.js';
+import { endZoneStays } from './visits.js';
 import { getMember, normalizePhone, type Member } from './members.js';
 
 /** What a member (or staff, or the API) asks for: a ledger event, but never a bare 'request'. */
@@ -23,7 +24,11 @@ async function record(deps: Deps, tx: Sql, member: Member, e: Omit<ConsentChange
   const event = await appendConsent(tx, member.id, e);
   // The EID identity key lives exactly as long as the ble_detection grant.
   if (e.purpose === 'ble_detection' && e.action === 'grant') await issueIdentityKey(tx, member.id, deps.config.eidRotationExponent);
-  if (e.purpose === 'ble_detection' && e.action === 'withdraw') await destroyIdentityKey(tx, member.id);
+  if (e.purpose === 'ble_detection' && e.action === 'withdraw') {
+    await destroyIdentityKey(tx, member.id);
+    // Bluetooth evidence of where the member is goes with the consent: their zone stays end now.
+    await endZoneStays(tx, member.id, e.occurredAt);
+  }
   // The receipt is readable in the app whatever channels the member still allows.
   const text = consentReceipt({ purpose: e.purpose, action: e.action, at: e.occurredAt, timeZone: member.timeZone }, programInfo(deps));
   await tx.query(`INSERT INTO consent_receipts (member_id, event_id, text, channel) VALUES ($1, $2, $3, 'app')`, [member.id, event.id, text]);

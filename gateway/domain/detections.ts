@@ -76,7 +76,7 @@ async function zonesOf(tx: Sql, storeId: string, wanted: readonly string[]): Pro
 export async function ingestPresence(deps: Deps, registry: EidRegistry, agent: Agent, signed: SignedRequest, batch: IngestBatch): Promise<IngestResult> {
   const now = deps.now();
   const result = await deps.db.transaction(async (tx) => {
-    await rememberRequest(tx, agent.id, signed.signature);
+    await rememberRequest(tx, agent.id, signed.signature, now);
     if (batch.agentId !== agent.id) {
       throw new AppError('VALIDATION_FAILED', 'body/agentId must be the agent that signs the request', { issues: [{ field: 'body/agentId', problem: 'differs from x-agent-id' }] });
     }
@@ -86,7 +86,11 @@ export async function ingestPresence(deps: Deps, registry: EidRegistry, agent: A
     const rejected: Rejected[] = [];
     const resolved: Resolved[] = [];
     let unresolved = 0;
+    const seenIds = new Set<string>();
     batch.events.forEach((e, index) => {
+      // The same event twice in one batch counts once, as it does across batches.
+      if (seenIds.has(e.id)) return;
+      seenIds.add(e.id);
       const at = new Date(e.at);
       if (!zones.has(e.zoneId)) return void rejected.push({ index, code: 'ZONE_NOT_IN_STORE' });
       if (at.getTime() > now.getTime() + FUTURE_SLACK_MS) return void rejected.push({ index, code: 'EVENT_IN_FUTURE' });
@@ -95,8 +99,11 @@ export async function ingestPresence(deps: Deps, registry: EidRegistry, agent: A
       else unresolved++;
     });
 
-    // A key outlives its consent by no more than a transaction, but the ledger is the authority: check it.
-    const members = [...new Set(resolved.map((r) => r.memberId))];
+    // A key outlives its consent by no more than a transaction, but the ledger is the authority: check it,
+    // holding the members' rows, so an erasure or withdrawal is wholly before or wholly after this upload. Locking
+    // first, in id order, also keeps two boxes' uploads for the same members from deadlocking later.
+    const members = [...new Set(resolved.map((r) => r.memberId))].sort();
+    if (members.length > 0) await tx.query('SELECT 1 FROM members WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE', [members]);
     const granted = new Set(
       members.length === 0 ? [] : (await tx.query<{ member_id: string }>(
         // Each member's latest decisive ble_detection event, found by index (member_id, id) walked backwards.
@@ -109,8 +116,6 @@ export async function ingestPresence(deps: Deps, registry: EidRegistry, agent: A
       )).map((r) => r.member_id),
     );
     const allowed = resolved.filter((r) => granted.has(r.memberId));
-    await countDrops(tx, 'detection_unresolved', now, unresolved);
-    await countDrops(tx, 'detection_no_ble_consent', now, resolved.length - allowed.length);
 
     const stored = new Set(allowed.length === 0 ? [] : (await tx.query<{ event_id: string }>(
       `INSERT INTO detections (event_id, agent_id, member_id, store_id, zone_id, source, kind, confidence, rssi, dwell_ms, occurred_at)
@@ -128,10 +133,14 @@ export async function ingestPresence(deps: Deps, registry: EidRegistry, agent: A
     const transitions = await updateZonePresence(tx, prepared, agent.storeId, fresh);
     const { decisions, deliveryIds } = await applyTransitions(deps, tx, prepared, agent.storeId, transitions, now);
     return {
-      received: batch.events.length, accepted: fresh.length, duplicates: allowed.length - fresh.length,
+      received: batch.events.length, accepted: fresh.length, duplicates: batch.events.length - seenIds.size + allowed.length - fresh.length,
       discarded: unresolved + resolved.length - allowed.length, rejected, decisions, deliveryIds,
+      drops: { unresolved, noConsent: resolved.length - allowed.length },
     };
   });
+  // Counted after commit, in statements of their own: a shared counter row is never held through an upload.
+  await countDrops(deps.db, 'detection_unresolved', now, result.drops.unresolved);
+  await countDrops(deps.db, 'detection_no_ble_consent', now, result.drops.noConsent);
   for (const id of result.deliveryIds) await deps.queue.enqueue('sms.send', { deliveryId: id }, { jobId: id }).catch(() => {});
   return result;
 }
@@ -234,9 +243,7 @@ export async function applyTransitions(
   if (transitions.length === 0) return { decisions, deliveryIds };
   const listened = new Set(prepared.campaigns.flatMap((c) => (c.trigger.kind === 'zone_enter' || c.trigger.kind === 'zone_dwell' ? c.trigger.zoneIds.map((z) => `${c.trigger.kind}|${z}`) : [])));
   const members = [...new Set(transitions.map((t) => t.memberId))].sort();
-  // Decisions for a member are serialised by the member's row lock, as check-ins are.
-  const deciding = members.filter((m) => transitions.some((t) => t.memberId === m && t.kind !== 'zone_exit' && listened.has(`${t.kind}|${t.zoneId}`)));
-  if (deciding.length > 0) await tx.query('SELECT 1 FROM members WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE', [deciding]);
+  // Callers hold every member's row lock already: decisions are serialised per member, as check-ins are.
   const byMember = new Map<string, Transition[]>();
   for (const t of transitions) byMember.set(t.memberId, [...(byMember.get(t.memberId) ?? []), t]);
   // The usual case, a member simply walking in, is done for everyone at once; anything more, one by one.

@@ -9,6 +9,9 @@ import type { Sql } from '../db/database.js';
 
 /** An EID heard this many windows before or after the one the event's time falls in still resolves. */
 export const DRIFT_WINDOWS = 1;
+/** How far back the change log is read again on every sync (a transaction that commits later than this after
+ * taking its sequence number would be missed). */
+const LOOKBACK_S = 300;
 /** Window tables kept at most; older ones are rebuilt if a late event ever needs them. */
 const MAX_WINDOWS = 8;
 
@@ -61,6 +64,8 @@ export class EidRegistry {
   private readonly perExponent = new Map<number, number>();
   private readonly windows = new Map<string, WindowTable>();
   private seq = -1;
+  /** Changes of the look-back period already applied, by seq, with their time. */
+  private readonly applied = new Map<number, number>();
 
   /** Brings the cache up to date with the change log; cheap when nothing changed. */
   async sync(db: Sql): Promise<void> {
@@ -73,10 +78,16 @@ export class EidRegistry {
       this.seq = top?.seq ?? 0;
       return;
     }
-    const changes = await db.query<{ seq: number; member_id: string }>(
-      'SELECT seq, member_id FROM identity_key_changes WHERE seq > $1 ORDER BY seq',
+    // Sequence numbers are taken at insert and become visible at commit, so a lower one can appear after a
+    // higher one was read. Changes of the last few minutes are read again; those already applied are skipped.
+    const log = await db.query<{ seq: number; member_id: string; at: Date }>(
+      `SELECT seq, member_id, at FROM identity_key_changes WHERE seq > $1 OR at > now() - interval '${LOOKBACK_S} seconds' ORDER BY seq`,
       [this.seq],
     );
+    const changes = log.filter((c) => !this.applied.has(c.seq));
+    for (const c of changes) this.applied.set(c.seq, c.at.getTime());
+    const oldest = Date.now() - 2 * LOOKBACK_S * 1000;
+    for (const [seq, at] of this.applied) if (at < oldest) this.applied.delete(seq);
     if (changes.length === 0) return;
     const members = [...new Set(changes.map((c) => c.member_id))];
     // The rows as they are now: a key issued, destroyed and issued again is simply the current key.
@@ -90,7 +101,7 @@ export class EidRegistry {
       const row = current.get(id);
       if (row) this.learn(id, { key: row.identity_key, k: row.rotation_exponent });
     }
-    this.seq = changes[changes.length - 1]!.seq;
+    this.seq = Math.max(this.seq, changes[changes.length - 1]!.seq);
   }
 
   /** The member whose phone broadcast this EID around this time, if any key we hold produces it. */

@@ -2,6 +2,7 @@
 // unredeemed, unexpired coupons, sealed with a key only that member's app can derive, listed under the EIDs
 // the member's phone may be broadcasting now. The box learns nothing it can read.
 import { sealOffer } from '../../beacon-agent/offer-seal.js';
+import { isQuiet } from '../../consent/index.js';
 import type { Sql } from '../db/database.js';
 import type { EidRegistry } from './eid-registry.js';
 
@@ -16,17 +17,23 @@ export interface SealedOffer {
 
 export async function sealedOffersForStore(db: Sql, registry: EidRegistry, storeId: string, now: Date): Promise<SealedOffer[]> {
   await registry.sync(db);
-  const rows = await db.query<{ member_id: string; code: string; title: string; message: string; expires_at: Date }>(
-    `SELECT member_id, code, title, message, expires_at FROM (
-       SELECT c.member_id, c.code, o.title, o.message, c.expires_at,
+  // Only offers the member already received by SMS (so consent and quiet hours were checked when it went),
+  // while marketing consent still holds: the hand-over is another way to pick up an offer, never a new one.
+  const rows = await db.query<{ member_id: string; code: string; title: string; message: string; expires_at: Date; time_zone: string }>(
+    `SELECT member_id, code, title, message, expires_at, time_zone FROM (
+       SELECT c.member_id, c.code, o.title, o.message, c.expires_at, m.time_zone,
               row_number() OVER (PARTITION BY c.member_id ORDER BY c.issued_at DESC) AS n
-         FROM coupons c JOIN offers o ON o.id = c.offer_id
+         FROM coupons c JOIN offers o ON o.id = c.offer_id JOIN members m ON m.id = c.member_id
+         JOIN deliveries d ON d.coupon_id = c.id AND d.status = 'sent'
         WHERE c.member_id IN (SELECT member_id FROM member_zone_presence WHERE store_id = $1)
-          AND c.expires_at > $2 AND NOT EXISTS (SELECT 1 FROM redemptions r WHERE r.coupon_id = c.id)) ranked
+          AND c.expires_at > $2 AND NOT EXISTS (SELECT 1 FROM redemptions r WHERE r.coupon_id = c.id)
+          AND (SELECT e.action FROM consent_events e WHERE e.member_id = c.member_id AND e.purpose = 'sms_marketing'
+                AND e.action IN ('grant', 'withdraw') ORDER BY e.id DESC LIMIT 1) = 'grant') ranked
       WHERE n <= $3 ORDER BY member_id, expires_at`,
     [storeId, now, PER_MEMBER],
   );
   return rows.flatMap((r) => {
+    if (isQuiet(now, r.time_zone)) return [];
     const identity = registry.identity(r.member_id, now.getTime());
     if (!identity) return []; // consent withdrawn since: no key, nothing to seal for
     const message = r.message.replaceAll('{code}', r.code).replaceAll('{expires}', r.expires_at.toISOString().slice(0, 10));

@@ -102,3 +102,12 @@ export async function visitLeft(tx: Sql, memberId: string, place: Place, at: Dat
   );
   return rows.length > 0;
 }
+
+/** Ends every zone stay of the member (ble_detection withdrawn): the rows go, and each store's visit ends
+ * unless GPS still places the member there. */
+export async function endZoneStays(tx: Sql, memberId: string, at: Date): Promise<void> {
+  const stays = await tx.query<{ zone_id: string; store_id: string }>(
+    'DELETE FROM member_zone_presence WHERE member_id = $1 RETURNING zone_id, store_id', [memberId],
+  );
+  for (const s of stays) await visitLeft(tx, memberId, { storeId: s.store_id, geofenceId: null }, at, s.zone_id);
+}

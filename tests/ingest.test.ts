@@ -247,7 +247,7 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     expect(await visits()).toEqual([{ sources: ['gps', 'ble_zone'], ended_at: null }]);
     clock = t(6);
     await upload(box, [event(box, rotatedEid, 'exit', t(6))]);
-    expect(await count('SELECT count(*)::int n FROM member_zone_presence WHERE member_id = $1', [member])).toBe(0);
+    expect(await count('SELECT count(*)::int n FROM member_zone_presence WHERE member_id = $1 AND cardinality(eids) > 0', [member])).toBe(0);
     expect((await visits())[0]!.ended_at).toBeNull();
     clock = t(7);
     await ok('POST', '/checkins', { memberId: member, lat: box.at.lat + 0.01, lon: box.at.lon, accuracyM: 10, at: clock.toISOString() });
@@ -407,5 +407,32 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     const withdrawn = await send([report('dwell', clock)]);
     expect([withdrawn.status, withdrawn.body.error.code]).toEqual([403, 'SIGNATURE_INVALID']);
     expect(await count('SELECT count(*)::int n FROM detections WHERE member_id = $1', [member])).toBe(before);
+  });
+
+  it('resumes a zone stay when a rotated EID enters just after the old one left, deciding no second entry', async () => {
+    clock = START;
+    const box = await newStore();
+    await ok('POST', '/campaigns', {
+      name: 'Door 3', storeId: box.storeId, trigger: { kind: 'zone_enter', zoneIds: [box.zoneId] }, sources: ['ble_zone'],
+      offer: { title: 'Door 3', message: 'Door 3: code {code}' },
+    });
+    const member = await newMember(['ble_detection']);
+    const key = await keyOf(member);
+    const t = (s: number) => new Date(START.getTime() + s * 1000);
+    const oldEid = eidAt(key, t(0));
+    const newEid = eidAt(key, new Date(START.getTime() + 2 ** key.k * 1000));
+    const first = await upload(box, [event(box, oldEid, 'enter', t(0))]);
+    expect(first.body.decisions.map((d: { trigger: string }) => d.trigger)).toEqual(['zone_enter']);
+    clock = t(60);
+    // The box reports the old EID gone 30 s before it has held the new one long enough to call it inside.
+    const rotated = await upload(box, [event(box, oldEid, 'exit', t(30)), event(box, newEid, 'enter', t(60))]);
+    expect(rotated.body.decisions).toEqual([]);
+    const [stay] = await gw.deps.db.query<{ eids: string[]; entered_at: Date }>('SELECT eids, entered_at FROM member_zone_presence WHERE member_id = $1', [member]);
+    expect(stay).toEqual({ eids: [newEid], entered_at: t(0) });
+    expect(await count('SELECT count(*)::int n FROM visits WHERE member_id = $1 AND ended_at IS NULL', [member])).toBe(1);
+    // Gone for longer than the resume window: the next entry is a new stay, decided again.
+    clock = t(400);
+    const later = await upload(box, [event(box, newEid, 'exit', t(120)), event(box, newEid, 'enter', t(400))]);
+    expect(later.body.decisions.map((d: { trigger: string }) => d.trigger)).toEqual(['zone_enter']);
   });
 });

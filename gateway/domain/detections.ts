@@ -23,6 +23,11 @@ const FUTURE_SLACK_MS = 5 * 60_000;
  * no event for an hour ended when it was last heard of: its box restarted, or lost the EID without an exit.
  */
 export const ZONE_STALE_MS = 60 * 60_000;
+/**
+ * A phone's EID rotates mid-stay; when the box hears the old one leave before the new one enters, the member
+ * is back within this window and the stay resumes instead of starting again.
+ */
+export const ZONE_RESUME_MS = 2 * 60_000;
 
 export interface Rejected {
   index: number;
@@ -57,7 +62,8 @@ interface ZoneState {
 export type Transition =
   | { kind: 'zone_enter'; memberId: string; zoneId: string; at: Date; e: PresenceEvent }
   | { kind: 'zone_dwell'; memberId: string; zoneId: string; at: Date; e: PresenceEvent; minutes: number }
-  | { kind: 'zone_exit'; memberId: string; zoneId: string; at: Date };
+  | { kind: 'zone_exit'; memberId: string; zoneId: string; at: Date }
+  | { kind: 'zone_resume'; memberId: string; zoneId: string; at: Date };
 
 const KIND_ORDER = { enter: 0, dwell: 1, exit: 2 } as const;
 
@@ -186,21 +192,31 @@ export async function updateZonePresence(tx: Sql, prepared: PreparedCampaigns, s
     let state: ZoneState | null = before.get(key) ?? null;
     for (const r of events) {
       const { e, at } = r;
-      if (state && at.getTime() - state.lastEventAt.getTime() > ZONE_STALE_MS) {
+      if (state && state.eids.length > 0 && at.getTime() - state.lastEventAt.getTime() > ZONE_STALE_MS) {
         transitions.push({ kind: 'zone_exit', memberId, zoneId, at: state.lastEventAt });
         state = null;
       }
+      // Left, and not back within the resume window: the next entry is a new stay.
+      if (state && state.eids.length === 0 && at.getTime() - state.lastEventAt.getTime() > ZONE_RESUME_MS) state = null;
       if (e.kind === 'exit') {
         if (!state || !state.eids.includes(e.eid)) continue;
         const eids = state.eids.filter((x) => x !== e.eid);
-        state = eids.length > 0 ? { ...state, eids, lastEventAt: max(state.lastEventAt, at) } : null;
-        if (!state) transitions.push({ kind: 'zone_exit', memberId, zoneId, at });
+        // The last EID out: the stay ends, but is kept (with no EIDs) for the resume window.
+        state = { ...state, eids, lastEventAt: max(state.lastEventAt, at) };
+        if (eids.length === 0) transitions.push({ kind: 'zone_exit', memberId, zoneId, at });
         continue;
       }
       // An enter, or a dwell from an EID the gateway had not seen enter (an upload lost before this one).
       if (!state) {
         state = { eids: [e.eid], enteredAt: at, lastEventAt: at };
         transitions.push({ kind: 'zone_enter', memberId, zoneId, at, e });
+        continue;
+      }
+      // Back within the resume window (a phone's new EID entering after its old one's exit): the same stay goes
+      // on, from its first entry, and no new zone_enter is decided.
+      if (state.eids.length === 0) {
+        state = { eids: [e.eid], enteredAt: state.enteredAt, lastEventAt: at };
+        transitions.push({ kind: 'zone_resume', memberId, zoneId, at });
         continue;
       }
       const prevMinutes = (state.lastEventAt.getTime() - state.enteredAt.getTime()) / 60_000;
@@ -247,7 +263,7 @@ export async function applyTransitions(
   const byMember = new Map<string, Transition[]>();
   for (const t of transitions) byMember.set(t.memberId, [...(byMember.get(t.memberId) ?? []), t]);
   // The usual case, a member simply walking in, is done for everyone at once; anything more, one by one.
-  const simple = members.filter((m) => byMember.get(m)!.every((t) => t.kind !== 'zone_exit') && byMember.get(m)!.filter((t) => t.kind === 'zone_enter').length === 1);
+  const simple = members.filter((m) => byMember.get(m)!.every((t) => t.kind === 'zone_enter' || t.kind === 'zone_dwell') && byMember.get(m)!.filter((t) => t.kind === 'zone_enter').length === 1);
   await visitsStarted(tx, storeId, simple.map((m) => ({ memberId: m, at: byMember.get(m)!.find((t) => t.kind === 'zone_enter')!.at })), source);
   const done = new Set(simple);
   for (const memberId of members) {
@@ -255,10 +271,10 @@ export async function applyTransitions(
     for (const t of done.has(memberId) ? [] : mine) {
       const place = { storeId, geofenceId: null };
       if (t.kind === 'zone_exit') await visitLeft(tx, memberId, place, t.at, t.zoneId);
-      else if (t.kind === 'zone_enter') await visitStarted(tx, memberId, place, source, t.at);
+      else if (t.kind === 'zone_enter' || t.kind === 'zone_resume') await visitStarted(tx, memberId, place, source, t.at);
     }
     const events: RulesEvent[] = mine.flatMap((t): RulesEvent[] => {
-      if (t.kind === 'zone_exit' || !listened.has(`${t.kind}|${t.zoneId}`)) return [];
+      if (t.kind === 'zone_exit' || t.kind === 'zone_resume' || !listened.has(`${t.kind}|${t.zoneId}`)) return [];
       const base = { source, confidence: t.e.confidence, at: t.at, zoneId: t.zoneId };
       return [t.kind === 'zone_dwell' ? { ...base, kind: 'zone_dwell', minutes: t.minutes } : { ...base, kind: 'zone_enter' }];
     });
@@ -286,11 +302,12 @@ export async function applyTransitions(
 /** Ends zone stays nobody has reported on for ZONE_STALE_MS (run by the hourly retention job). */
 export async function closeStaleZonePresence(db: Database, now: Date): Promise<number> {
   return db.transaction(async (tx) => {
-    const stale = await tx.query<{ member_id: string; zone_id: string; store_id: string; last_event_at: Date }>(
-      `DELETE FROM member_zone_presence WHERE last_event_at < $1 RETURNING member_id, zone_id, store_id, last_event_at`,
+    const stale = await tx.query<{ member_id: string; zone_id: string; store_id: string; last_event_at: Date; inside: number }>(
+      `DELETE FROM member_zone_presence WHERE last_event_at < $1 RETURNING member_id, zone_id, store_id, last_event_at, cardinality(eids) AS inside`,
       [new Date(now.getTime() - ZONE_STALE_MS)],
     );
-    for (const r of stale) await visitLeft(tx, r.member_id, { storeId: r.store_id, geofenceId: null }, r.last_event_at, r.zone_id);
+    // Stays already ended (no EIDs left) closed their visits when they ended.
+    for (const r of stale.filter((x) => x.inside > 0)) await visitLeft(tx, r.member_id, { storeId: r.store_id, geofenceId: null }, r.last_event_at, r.zone_id);
     return stale.length;
   });
 }

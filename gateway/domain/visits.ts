@@ -78,7 +78,7 @@ export async function visitsStarted(tx: Sql, storeId: string, starts: ReadonlyAr
 /** Whether any source still places the member at the store: a BLE zone, or a GPS geofence of the store. */
 async function stillAtStore(tx: Sql, memberId: string, storeId: string, exceptZoneId: string | null): Promise<boolean> {
   const [row] = await tx.query<{ there: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM member_zone_presence WHERE member_id = $1 AND store_id = $2 AND zone_id IS DISTINCT FROM $3::uuid)
+    `SELECT EXISTS (SELECT 1 FROM member_zone_presence WHERE member_id = $1 AND store_id = $2 AND zone_id IS DISTINCT FROM $3::uuid AND cardinality(eids) > 0)
          OR EXISTS (SELECT 1 FROM member_presence p JOIN geofences g ON p.fences ? g.id::text
                      WHERE p.member_id = $1 AND g.store_id = $2) AS there`,
     [memberId, storeId, exceptZoneId],

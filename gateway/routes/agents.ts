@@ -11,6 +11,7 @@ import { EidRegistry, readIdentityKey } from '../domain/eid-registry.js';
 import { sealedOffersForStore } from '../domain/handover.js';
 import { getMember } from '../domain/members.js';
 import { AppError } from '../errors.js';
+import { keepRawJsonBody, rawBodyOf } from '../http/raw-body.js';
 import { Decision, IdParams, Instant, Strict, Uuid, errors } from '../http/schemas.js';
 
 const Agent = Type.Object({
@@ -48,7 +49,7 @@ function signedParts(req: FastifyRequest): SignedRequest {
   };
   return {
     agentId: header(HEADER_AGENT), signature: header(HEADER_SIGNATURE), timestamp: Number(header(HEADER_TIMESTAMP)),
-    method: req.method, path: req.url, body: (req as unknown as { rawBody?: Buffer }).rawBody ?? '',
+    method: req.method, path: req.url, body: rawBodyOf(req),
   };
 }
 
@@ -85,14 +86,7 @@ const agents: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) 
 
   // The signature covers the exact bytes sent, so this route parses JSON itself and keeps the raw body.
   await app.register(async (signed) => {
-    signed.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: 1024 * 1024 }, (req, body, done) => {
-      (req as unknown as { rawBody: Buffer }).rawBody = body as Buffer;
-      try {
-        done(null, JSON.parse((body as Buffer).toString('utf8')));
-      } catch {
-        done(Object.assign(new Error('body is not valid JSON'), { code: 'FST_ERR_CTP_INVALID_JSON_BODY', statusCode: 400 }), undefined);
-      }
-    });
+    keepRawJsonBody(signed, 1024 * 1024);
 
     signed.withTypeProvider<TypeBoxTypeProvider>().post('/ingest/presence', {
       bodyLimit: 1024 * 1024,

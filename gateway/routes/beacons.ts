@@ -5,6 +5,7 @@ import { HEADER_APP_SIGNATURE, HEADER_APP_TIMESTAMP } from '../../beacon-agent/a
 import { addBeacon, listBeacons, reportBeacons } from '../domain/app-reports.js';
 import type { Deps } from '../domain/deps.js';
 import { AppError } from '../errors.js';
+import { keepRawJsonBody, rawBodyOf } from '../http/raw-body.js';
 import { Decision, IdParams, Strict, Uuid, Instant, errors } from '../http/schemas.js';
 
 const IBeaconUuid = Type.String({ pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' });
@@ -35,14 +36,7 @@ const beacons: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
 
   // Signed over the exact body bytes, like the boxes' uploads.
   await app.register(async (signed) => {
-    signed.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
-      (req as unknown as { rawBody: Buffer }).rawBody = body as Buffer;
-      try {
-        done(null, JSON.parse((body as Buffer).toString('utf8')));
-      } catch {
-        done(Object.assign(new Error('body is not valid JSON'), { code: 'FST_ERR_CTP_INVALID_JSON_BODY', statusCode: 400 }), undefined);
-      }
-    });
+    keepRawJsonBody(signed);
     signed.withTypeProvider<TypeBoxTypeProvider>().post('/members/:id/beacon-reports', {
       schema: {
         tags: ['agents'],
@@ -64,7 +58,7 @@ const beacons: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
       if (typeof signature !== 'string' || typeof timestamp !== 'string') {
         throw new AppError('SIGNATURE_INVALID', `headers ${HEADER_APP_TIMESTAMP} and ${HEADER_APP_SIGNATURE} are required`);
       }
-      const parts = { method: req.method, path: req.url, timestamp: Number(timestamp), body: (req as unknown as { rawBody: Buffer }).rawBody, signature };
+      const parts = { method: req.method, path: req.url, timestamp: Number(timestamp), body: rawBodyOf(req), signature };
       return reply.code(202).send(await reportBeacons(deps, req.params.id, parts, req.body.reports));
     });
   });

@@ -41,6 +41,8 @@ export interface Config {
   /** Members' phones rotate their Eddystone-EID every 2^K seconds; K for keys issued from now on. */
   eidRotationExponent: number;
   couponValidDays: number;
+  /** A till may void a redemption this many minutes after it. */
+  voidWindowMinutes: number;
   jobAttempts: number;
   jobBackoffMs: number;
 }
@@ -152,6 +154,7 @@ export function loadConfig(env: Env = process.env): Config {
     retentionDays: integer(env, 'RETENTION_DAYS', 30, 1, 3650),
     eidRotationExponent: integer(env, 'EID_ROTATION_EXPONENT', 10, 0, 15),
     couponValidDays: integer(env, 'COUPON_VALID_DAYS', 7, 1, 365),
+    voidWindowMinutes: integer(env, 'REDEMPTION_VOID_WINDOW_MINUTES', 30, 1, 10_080),
     jobAttempts: integer(env, 'JOB_ATTEMPTS', 5, 1, 50),
     jobBackoffMs: integer(env, 'JOB_BACKOFF_MS', 1000, 1, 3_600_000),
   };

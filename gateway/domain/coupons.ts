@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { AppError } from '../errors.js';
-import type { Database } from '../db/database.js';
+import type { Database, Sql } from '../db/database.js';
 
 // Crockford base32: no I, L, O or U, so a code read aloud or typed at a till is hard to get wrong.
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -55,6 +55,8 @@ export interface Redemption {
   campaignId: string;
   storeId: string;
   tillRef: string | null;
+  transactionId: string | null;
+  requestId: string | null;
   redeemedAt: string;
 }
 
@@ -65,64 +67,164 @@ interface CouponRow {
   campaign_id: string;
   expires_at: Date;
   campaign_store_id: string | null;
+  max_redemptions: number | null;
 }
 
-/** Redeems a coupon once. The unique coupon_id on redemptions makes a second redemption fail at any till. */
-export async function redeemCoupon(
-  db: Database,
-  input: { code: string; storeId: string; tillRef?: string },
-  now: Date,
-): Promise<Redemption> {
+interface RedemptionRow {
+  id: string;
+  coupon_id: string;
+  store_id: string;
+  till_ref: string | null;
+  transaction_id: string | null;
+  request_id: string | null;
+  redeemed_at: Date;
+}
+
+export interface RedeemInput {
+  code: string;
+  storeId: string;
+  tillRef?: string;
+  /** The till's own id for the sale: unique per store. */
+  transactionId?: string;
+  /** The till's id for this request: the same request sent again gets the same answer. */
+  requestId?: string;
+}
+
+const view = (r: RedemptionRow, c: Pick<CouponRow, 'code' | 'member_id' | 'campaign_id'>): Redemption => ({
+  id: r.id, couponCode: c.code, memberId: c.member_id, campaignId: c.campaign_id, storeId: r.store_id, tillRef: r.till_ref,
+  transactionId: r.transaction_id, requestId: r.request_id, redeemedAt: r.redeemed_at.toISOString(),
+});
+
+/** The redemption a store made under this request id, if any. */
+async function byRequest(db: Sql, storeId: string, requestId: string): Promise<{ r: RedemptionRow; c: CouponRow } | undefined> {
+  const [r] = await db.query<RedemptionRow>('SELECT * FROM redemptions WHERE store_id = $1 AND request_id = $2', [storeId, requestId]);
+  if (!r) return undefined;
+  const [c] = await db.query<CouponRow>('SELECT id, code, member_id, campaign_id FROM coupons WHERE id = $1', [r.coupon_id]);
+  return { r, c: c! };
+}
+
+/**
+ * Redeems a coupon once. The database holds it to that: the coupon's row is locked, each redemption carries
+ * its attempt number (1 + the voids before it) under a unique constraint, and a campaign's redemption budget
+ * moves by an atomic conditional update. A request id sent again returns the first answer.
+ */
+export async function redeemCoupon(db: Database, input: RedeemInput, now: Date): Promise<Redemption> {
   const code = normalizeCouponCode(input.code.replace(/^COUPON:/i, ''));
   if (!isWellFormedCode(code)) {
     throw new AppError('COUPON_CODE_INVALID', `${input.code} is not a coupon code: a character is wrong or missing`);
   }
-  return db.transaction(async (tx) => {
-    // Lock the coupon first; the redemption is read by a later statement, so a till that waited on the
-    // lock sees the redemption the winner committed (READ COMMITTED takes a new snapshot per statement).
-    const [coupon] = await tx.query<CouponRow>(
-      `SELECT c.id, c.code, c.member_id, c.campaign_id, c.expires_at, camp.definition->>'storeId' AS campaign_store_id
-         FROM coupons c JOIN campaigns camp ON camp.id = c.campaign_id
-        WHERE c.code = $1
-        FOR UPDATE OF c`,
-      [code],
-    );
-    if (!coupon) throw new AppError('COUPON_NOT_FOUND', `no coupon has code ${code}`);
-    const [earlier] = await tx.query<{ redeemed_at: Date; store_id: string }>(
-      'SELECT redeemed_at, store_id FROM redemptions WHERE coupon_id = $1',
-      [coupon.id],
-    );
-    if (earlier) {
-      throw new AppError('COUPON_ALREADY_REDEEMED', `coupon ${code} was already redeemed`, {
-        redeemedAt: earlier.redeemed_at.toISOString(),
-        storeId: earlier.store_id,
-      });
+  const replay = async (sql: Sql = db): Promise<Redemption | undefined> => {
+    if (!input.requestId) return undefined;
+    const earlier = await byRequest(sql, input.storeId, input.requestId);
+    if (!earlier) return undefined;
+    if (earlier.c.code !== code) {
+      throw new AppError('REQUEST_ID_REUSED', `request ${input.requestId} already redeemed another coupon`, { couponCode: earlier.c.code });
     }
-    if (now >= coupon.expires_at) {
-      throw new AppError('COUPON_EXPIRED', `coupon ${code} expired at ${coupon.expires_at.toISOString()}`, {
-        expiresAt: coupon.expires_at.toISOString(),
-      });
+    return view(earlier.r, earlier.c);
+  };
+  const again = await replay();
+  if (again) return again;
+  try {
+    return await db.transaction(async (tx) => {
+      // Lock the coupon first; later statements read what a till that got the lock before us committed.
+      const [coupon] = await tx.query<CouponRow>(
+        `SELECT c.id, c.code, c.member_id, c.campaign_id, c.expires_at, camp.definition->>'storeId' AS campaign_store_id,
+                (camp.definition->'budget'->>'maxRedemptions')::int AS max_redemptions
+           FROM coupons c JOIN campaigns camp ON camp.id = c.campaign_id
+          WHERE c.code = $1
+          FOR UPDATE OF c`,
+        [code],
+      );
+      if (!coupon) throw new AppError('COUPON_NOT_FOUND', `no coupon has code ${code}`);
+      // The same request, sent again while the first was still running, waited on the lock: answer it alike.
+      const answered = await replay(tx);
+      if (answered) return answered;
+      const [live] = await tx.query<{ redeemed_at: Date; store_id: string }>(
+        'SELECT redeemed_at, store_id FROM live_redemptions WHERE coupon_id = $1',
+        [coupon.id],
+      );
+      if (live) {
+        throw new AppError('COUPON_ALREADY_REDEEMED', `coupon ${code} was already redeemed`, {
+          redeemedAt: live.redeemed_at.toISOString(),
+          storeId: live.store_id,
+        });
+      }
+      if (now >= coupon.expires_at) {
+        throw new AppError('COUPON_EXPIRED', `coupon ${code} expired at ${coupon.expires_at.toISOString()}`, {
+          expiresAt: coupon.expires_at.toISOString(),
+        });
+      }
+      const [store] = await tx.query('SELECT 1 FROM stores WHERE id = $1', [input.storeId]);
+      if (!store) throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
+      if (coupon.campaign_store_id && coupon.campaign_store_id !== input.storeId) {
+        throw new AppError('COUPON_NOT_VALID_AT_STORE', `coupon ${code} is valid only at store ${coupon.campaign_store_id}`, {
+          validAt: coupon.campaign_store_id,
+        });
+      }
+      await tx.query('INSERT INTO campaign_redemption_counts (campaign_id) VALUES ($1) ON CONFLICT DO NOTHING', [coupon.campaign_id]);
+      const counted = await tx.query(
+        'UPDATE campaign_redemption_counts SET redeemed = redeemed + 1 WHERE campaign_id = $1 AND ($2::int IS NULL OR redeemed < $2) RETURNING 1',
+        [coupon.campaign_id, coupon.max_redemptions],
+      );
+      if (counted.length === 0) {
+        throw new AppError('BUDGET_EXHAUSTED', `the campaign's ${coupon.max_redemptions} redemptions are used up`, { maxRedemptions: coupon.max_redemptions });
+      }
+      const [row] = await tx.query<RedemptionRow>(
+        `INSERT INTO redemptions (coupon_id, store_id, till_ref, transaction_id, request_id, redeemed_at, attempt)
+         VALUES ($1, $2, $3, $4, $5, $6, 1 + (SELECT count(*) FROM redemption_voids WHERE coupon_id = $1))
+         RETURNING *`,
+        [coupon.id, input.storeId, input.tillRef ?? null, input.transactionId ?? null, input.requestId ?? null, now],
+      );
+      return view(row!, coupon);
+    });
+  } catch (err) {
+    const constraint = (err as { constraint?: string }).constraint;
+    // Two tills (or one till twice) raced past the checks: the constraint decided; answer as the winner did.
+    if (constraint === 'redemptions_request') {
+      const answer = await replay();
+      if (answer) return answer;
     }
-    const [store] = await tx.query('SELECT 1 FROM stores WHERE id = $1', [input.storeId]);
-    if (!store) throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
-    if (coupon.campaign_store_id && coupon.campaign_store_id !== input.storeId) {
-      throw new AppError('COUPON_NOT_VALID_AT_STORE', `coupon ${code} is valid only at store ${coupon.campaign_store_id}`, {
-        validAt: coupon.campaign_store_id,
-      });
+    if (constraint === 'redemptions_transaction') {
+      throw new AppError('TRANSACTION_ID_TAKEN', `transaction ${input.transactionId} already redeemed a coupon at this store`);
     }
-    const [row] = await tx.query<{ id: string; redeemed_at: Date }>(
-      `INSERT INTO redemptions (coupon_id, store_id, till_ref, redeemed_at) VALUES ($1, $2, $3, $4)
-       RETURNING id, redeemed_at`,
-      [coupon.id, input.storeId, input.tillRef ?? null, now],
-    );
-    return {
-      id: row!.id,
-      couponCode: coupon.code,
-      memberId: coupon.member_id,
-      campaignId: coupon.campaign_id,
-      storeId: input.storeId,
-      tillRef: input.tillRef ?? null,
-      redeemedAt: row!.redeemed_at.toISOString(),
-    };
-  });
+    if (constraint === 'redemptions_coupon_attempt') throw new AppError('COUPON_ALREADY_REDEEMED', `coupon ${code} was already redeemed`);
+    throw err;
+  }
+}
+
+export interface Void {
+  id: string;
+  redemptionId: string;
+  couponCode: string;
+  storeId: string;
+  reason: string | null;
+  voidedAt: string;
+}
+
+/** Reverses a redemption, at the store that made it, within the void window: a new row; the coupon is live again. */
+export async function voidRedemption(db: Database, redemptionId: string, input: { storeId: string; reason?: string }, now: Date, windowMinutes: number): Promise<Void> {
+  try {
+    return await db.transaction(async (tx) => {
+      const [r] = await tx.query<RedemptionRow & { code: string; campaign_id: string }>(
+        `SELECT r.*, c.code, c.campaign_id FROM redemptions r JOIN coupons c ON c.id = r.coupon_id WHERE r.id = $1 FOR UPDATE OF c`,
+        [redemptionId],
+      );
+      if (!r) throw new AppError('REDEMPTION_NOT_FOUND', `redemption ${redemptionId} does not exist`);
+      if (r.store_id !== input.storeId) throw new AppError('REDEMPTION_AT_OTHER_STORE', 'only the store that redeemed a coupon can void it');
+      if (now.getTime() - r.redeemed_at.getTime() > windowMinutes * 60_000) {
+        throw new AppError('VOID_WINDOW_PASSED', `a redemption can be voided within ${windowMinutes} minutes`, { redeemedAt: r.redeemed_at.toISOString() });
+      }
+      const [v] = await tx.query<{ id: string; voided_at: Date }>(
+        'INSERT INTO redemption_voids (redemption_id, coupon_id, store_id, reason, voided_at) VALUES ($1, $2, $3, $4, $5) RETURNING id, voided_at',
+        [r.id, r.coupon_id, input.storeId, input.reason ?? null, now],
+      );
+      await tx.query('UPDATE campaign_redemption_counts SET redeemed = redeemed - 1 WHERE campaign_id = $1', [r.campaign_id]);
+      return { id: v!.id, redemptionId: r.id, couponCode: r.code, storeId: input.storeId, reason: input.reason ?? null, voidedAt: v!.voided_at.toISOString() };
+    });
+  } catch (err) {
+    if ((err as { constraint?: string }).constraint === 'redemption_voids_redemption_id_key') {
+      throw new AppError('REDEMPTION_ALREADY_VOIDED', `redemption ${redemptionId} was already voided`);
+    }
+    throw err;
+  }
 }

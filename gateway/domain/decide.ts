@@ -93,7 +93,7 @@ export async function memberContext(db: Sql, member: Member, consent: ConsentSta
     [member.id],
   );
   const redemptions = await db.query<{ campaign_id: string; redeemed_at: Date }>(
-    `SELECT c.campaign_id, r.redeemed_at FROM redemptions r JOIN coupons c ON c.id = r.coupon_id
+    `SELECT c.campaign_id, r.redeemed_at FROM live_redemptions r JOIN coupons c ON c.id = r.coupon_id
       WHERE c.member_id = $1 ORDER BY r.redeemed_at DESC`,
     [member.id],
   );
@@ -117,7 +117,7 @@ async function campaignCounters(db: Sql, prepared: PreparedCampaigns) {
   if (ids.length === 0) return new Map();
   const rows = await db.query<{ campaign_id: string; issued: number; redeemed: number }>(
     `SELECT c.campaign_id, count(*)::int AS issued, count(r.id)::int AS redeemed
-       FROM coupons c LEFT JOIN redemptions r ON r.coupon_id = c.id WHERE c.campaign_id = ANY($1::uuid[]) GROUP BY c.campaign_id`,
+       FROM coupons c LEFT JOIN live_redemptions r ON r.coupon_id = c.id WHERE c.campaign_id = ANY($1::uuid[]) GROUP BY c.campaign_id`,
     [ids],
   );
   return new Map(rows.map((r) => [r.campaign_id, { couponsIssued: r.issued, redemptions: r.redeemed }]));

@@ -26,7 +26,7 @@ export async function sealedOffersForStore(db: Sql, registry: EidRegistry, store
          FROM coupons c JOIN offers o ON o.id = c.offer_id JOIN members m ON m.id = c.member_id
          JOIN deliveries d ON d.coupon_id = c.id AND d.status = 'sent'
         WHERE c.member_id IN (SELECT member_id FROM member_zone_presence WHERE store_id = $1 AND cardinality(eids) > 0)
-          AND c.expires_at > $2 AND NOT EXISTS (SELECT 1 FROM redemptions r WHERE r.coupon_id = c.id)
+          AND c.expires_at > $2 AND NOT EXISTS (SELECT 1 FROM live_redemptions r WHERE r.coupon_id = c.id)
           AND (SELECT e.action FROM consent_events e WHERE e.member_id = c.member_id AND e.purpose = 'sms_marketing'
                 AND e.action IN ('grant', 'withdraw') ORDER BY e.id DESC LIMIT 1) = 'grant') ranked
       WHERE n <= $3 ORDER BY member_id, expires_at`,

@@ -55,6 +55,10 @@ export async function exportMember(db: Sql, memberId: string): Promise<Record<st
     'SELECT r.* FROM redemptions r JOIN coupons c ON c.id = r.coupon_id WHERE c.member_id = $1 ORDER BY r.redeemed_at',
     [memberId],
   );
+  out.redemption_voids = await db.query(
+    'SELECT v.* FROM redemption_voids v JOIN coupons c ON c.id = v.coupon_id WHERE c.member_id = $1 ORDER BY v.voided_at',
+    [memberId],
+  );
   return out;
 }
 

@@ -53,7 +53,7 @@ export async function memberRecord(db: Sql, memberId: string): Promise<MemberRec
        JOIN offers o ON o.id = c.offer_id
        JOIN campaigns camp ON camp.id = c.campaign_id
        LEFT JOIN deliveries d ON d.coupon_id = c.id
-       LEFT JOIN redemptions r ON r.coupon_id = c.id
+       LEFT JOIN live_redemptions r ON r.coupon_id = c.id
       WHERE c.member_id = $1
       ORDER BY c.issued_at DESC`,
     [memberId],

@@ -1,13 +1,15 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { redeemCoupon } from '../domain/coupons.js';
+import { redeemCoupon, voidRedemption } from '../domain/coupons.js';
 import type { Deps } from '../domain/deps.js';
-import { Instant, Nullable, Strict, Uuid, errors } from '../http/schemas.js';
+import { IdParams, Instant, Nullable, Strict, Uuid, errors } from '../http/schemas.js';
 
 const Redeem = Strict({
-  code: Type.String({ minLength: 4, maxLength: 32, description: 'The coupon code as shown; case, spaces and dashes are ignored' }),
+  code: Type.String({ minLength: 4, maxLength: 32, description: 'The coupon code as shown (or the QR payload COUPON:...); case, spaces and dashes are ignored' }),
   storeId: Uuid,
-  tillRef: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "The till's own reference for the sale" })),
+  tillRef: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Which till' })),
+  transactionId: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "The till's id for the sale: unique per store" })),
+  requestId: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Send the same id again after a timeout: the first answer comes back' })),
 });
 
 const Redemption = Type.Object({
@@ -17,8 +19,12 @@ const Redemption = Type.Object({
   campaignId: Uuid,
   storeId: Uuid,
   tillRef: Nullable(Type.String()),
+  transactionId: Nullable(Type.String()),
+  requestId: Nullable(Type.String()),
   redeemedAt: Instant,
 });
+
+const Void = Type.Object({ id: Uuid, redemptionId: Uuid, couponCode: Type.String(), storeId: Uuid, reason: Nullable(Type.String()), voidedAt: Instant });
 
 const redemptions: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   app.post('/redemptions', {
@@ -29,6 +35,16 @@ const redemptions: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { dep
       response: { 201: Redemption, ...errors(404, 409) },
     },
   }, async (req, reply) => reply.code(201).send(await redeemCoupon(deps.db, req.body, deps.now())));
+
+  app.post('/redemptions/:id/void', {
+    schema: {
+      tags: ['coupons'],
+      summary: 'Reverse a redemption at the store that made it, within the void window; recorded as a new row, the coupon is live again',
+      params: IdParams,
+      body: Strict({ storeId: Uuid, reason: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }),
+      response: { 201: Void, ...errors(404, 409) },
+    },
+  }, async (req, reply) => reply.code(201).send(await voidRedemption(deps.db, req.params.id, req.body, deps.now(), deps.config.voidWindowMinutes)));
 };
 
 export default redemptions;

@@ -1,4 +1,5 @@
 // The SMS worker against the Twilio stand-in: retries, terminal failures, last-moment consent, stranded jobs.
+import twilioLib from 'twilio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendSmsJob } from '../gateway/domain/deliveries.js';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
@@ -136,5 +137,45 @@ describe.each(backends)('SMS delivery on the %s backends', (backend) => {
       await full?.close();
       await apiIso.cleanup();
     }
+  });
+
+  it('follows Twilio status callbacks forward only: late, repeated and out-of-order ones change nothing', async () => {
+    const { deliveryId, phone, memberId } = await offer(gw);
+    const d = await settled(gw, deliveryId);
+    expect(d.status).toBe('sent');
+    const sent = twilio.messages.find((m) => m.sid === d.providerId)!;
+    expect(sent.statusCallback).toBe(`${gw.deps.config.publicUrl}/webhooks/twilio/status`);
+    const callback = async (status: string, extra: Record<string, string> = {}, token = twilio.authToken) => {
+      const params = { MessageSid: d.providerId, MessageStatus: status, To: phone, AccountSid: twilio.accountSid, ...extra };
+      const url = `${gw.deps.config.publicUrl}/webhooks/twilio/status`;
+      const res = await gw.app.inject({
+        method: 'POST', url: '/webhooks/twilio/status', payload: new URLSearchParams(params).toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioLib.getExpectedTwilioSignature(token, url, params) },
+      });
+      return res.statusCode;
+    };
+    const status = async () => (await call(gw, 'GET', `/deliveries/${deliveryId}`)).body.status as string;
+    expect(await callback('delivered', {}, 'wrong-token')).toBe(403);
+    expect(await status()).toBe('sent');
+    expect(await callback('queued')).toBe(204);
+    expect(await status()).toBe('sent');
+    expect(await callback('delivered')).toBe(204);
+    expect(await status()).toBe('delivered');
+    for (const late of ['sent', 'delivered', 'undelivered', 'failed']) expect(await callback(late, { ErrorCode: '30003' })).toBe(204);
+    expect(await call(gw, 'GET', `/deliveries/${deliveryId}`)).toMatchObject({ body: { status: 'delivered', errorCode: null } });
+
+    // A carrier opt-out reported on a callback is a withdrawal.
+    const second = await offer(gw);
+    const d2 = await settled(gw, second.deliveryId);
+    const params = { MessageSid: d2.providerId, MessageStatus: 'undelivered', ErrorCode: '21610' };
+    const url = `${gw.deps.config.publicUrl}/webhooks/twilio/status`;
+    await gw.app.inject({
+      method: 'POST', url: '/webhooks/twilio/status', payload: new URLSearchParams(params).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioLib.getExpectedTwilioSignature(twilio.authToken, url, params) },
+    });
+    expect(await call(gw, 'GET', `/deliveries/${second.deliveryId}`)).toMatchObject({ body: { status: 'undelivered', errorCode: '21610' } });
+    const consents = await call(gw, 'GET', `/members/${second.memberId}/consents`);
+    expect(consents.body.consents.sms_marketing.granted).toBe(false);
+    expect(memberId).not.toBe(second.memberId);
   });
 });

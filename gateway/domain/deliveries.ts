@@ -9,7 +9,7 @@ import { recordCarrierOptOut } from './consent-changes.js';
 import { currentConsent } from './consents.js';
 import type { Deps } from './deps.js';
 
-export type DeliveryStatus = 'queued' | 'sent' | 'failed' | 'cancelled';
+export type DeliveryStatus = 'queued' | 'sent' | 'delivered' | 'undelivered' | 'failed' | 'cancelled';
 
 export interface Delivery {
   id: string;
@@ -129,4 +129,29 @@ export async function sendSystemSmsJob(deps: Deps, { memberId, text, onlyWhilePe
     if (err instanceof SmsSendError && !err.retryable) throw new TerminalJobError(err.message, err.code);
     throw err;
   }
+}
+
+// How far along each status is: a callback moves a delivery only forward, so callbacks that arrive late,
+// twice or out of order never overwrite a later state, and a final one (delivered, undelivered, failed) stays.
+const PROGRESS: Record<string, number> = { queued: 0, sent: 1, delivered: 2, undelivered: 2, failed: 2, cancelled: 2 };
+// Twilio's MessageStatus values, as our statuses; the ones before "sent" change nothing we record.
+const FROM_TWILIO: Record<string, DeliveryStatus | undefined> = {
+  sent: 'sent', delivered: 'delivered', undelivered: 'undelivered', failed: 'failed',
+};
+
+/** One Twilio status callback. Returns whether the delivery moved. Error 21610 also records the opt-out. */
+export async function applyStatusCallback(deps: Deps, cb: { messageSid: string; status: string; errorCode?: string }, now: Date): Promise<boolean> {
+  const next = FROM_TWILIO[cb.status];
+  const [row] = await deps.db.query<{ id: string; member_id: string; status: DeliveryStatus }>(
+    'SELECT id, member_id, status FROM deliveries WHERE provider_id = $1', [cb.messageSid],
+  );
+  if (!row) return false; // not ours, or erased
+  if (cb.errorCode === '21610') await recordCarrierOptOut(deps, row.member_id, now);
+  if (!next) return false;
+  const moved = await deps.db.query(
+    `UPDATE deliveries SET status = $2, provider_status = $3, error_code = coalesce($4, error_code), updated_at = $5
+      WHERE id = $1 AND (CASE status ${Object.entries(PROGRESS).map(([k, v]) => `WHEN '${k}' THEN ${v}`).join(' ')} END) < $6 RETURNING 1`,
+    [row.id, next, cb.status, cb.errorCode ?? null, now, PROGRESS[next]],
+  );
+  return moved.length > 0;
 }

@@ -3,7 +3,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import twilio from 'twilio';
 import { Type } from 'typebox';
+import type { FastifyRequest } from 'fastify';
 import { handleInboundSms } from '../domain/consent-changes.js';
+import { applyStatusCallback } from '../domain/deliveries.js';
+import { STATUS_CALLBACK_PATH } from '../sms/open.js';
 import type { Deps } from '../domain/deps.js';
 import { AppError } from '../errors.js';
 import { Strict, errors } from '../http/schemas.js';
@@ -12,7 +15,33 @@ const escapeXml = (s: string) => s.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(
 const twiml = (reply: string | null) =>
   `<?xml version="1.0" encoding="UTF-8"?><Response>${reply ? `<Message>${escapeXml(reply)}</Message>` : ''}</Response>`;
 
+/** The webhook's form parameters, if Twilio signed them for our public URL; otherwise 403 and nothing changes. */
+function signedParams(deps: Deps, req: FastifyRequest): Record<string, string> {
+  const params = (req.body ?? {}) as Record<string, string>;
+  const signature = req.headers['x-twilio-signature'];
+  const token = deps.config.twilio?.authToken;
+  const url = `${deps.config.publicUrl}${req.url}`;
+  if (!token || typeof signature !== 'string' || !twilio.validateRequest(token, signature, url, params)) {
+    throw new AppError('SIGNATURE_INVALID', 'X-Twilio-Signature is missing or does not match this request');
+  }
+  return params;
+}
+
 const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
+  app.post(STATUS_CALLBACK_PATH, {
+    schema: {
+      tags: ['deliveries'],
+      summary: "Twilio status callback for an SMS we sent (signed): moves the delivery forward, never back",
+      response: { ...errors(403) },
+    },
+  }, async (req, reply) => {
+    const params = signedParams(deps, req);
+    const { MessageSid: messageSid, MessageStatus: status, ErrorCode: errorCode } = params;
+    if (!messageSid || !status) throw new AppError('VALIDATION_FAILED', 'body/MessageSid and body/MessageStatus are required');
+    await applyStatusCallback(deps, { messageSid, status, ...(errorCode ? { errorCode } : {}) }, deps.now());
+    return reply.code(204).send(null as never);
+  });
+
   app.post('/webhooks/twilio/sms', {
     schema: {
       tags: ['consent'],
@@ -20,13 +49,7 @@ const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
       response: { ...errors(403) },
     },
   }, async (req, reply) => {
-    const params = (req.body ?? {}) as Record<string, string>;
-    const signature = req.headers['x-twilio-signature'];
-    const token = deps.config.twilio?.authToken;
-    const url = `${deps.config.publicUrl}${req.url}`;
-    if (!token || typeof signature !== 'string' || !twilio.validateRequest(token, signature, url, params)) {
-      throw new AppError('SIGNATURE_INVALID', 'X-Twilio-Signature is missing or does not match this request');
-    }
+    const params = signedParams(deps, req);
     const { MessageSid: messageSid, From: from, Body: body } = params;
     if (!messageSid || !from) throw new AppError('VALIDATION_FAILED', 'body/MessageSid and body/From are required');
     const text = await handleInboundSms(deps, { messageSid, from, body: body ?? '' }, deps.now());

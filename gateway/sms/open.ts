@@ -3,7 +3,9 @@ import { outboxSender } from './outbox.js';
 import type { SmsSender } from './sender.js';
 import { twilioSender } from './twilio.js';
 
+export const STATUS_CALLBACK_PATH = '/webhooks/twilio/status';
+
 /** Twilio when credentials are configured, otherwise the local outbox file. */
 export function openSmsSender(config: Config): SmsSender {
-  return config.twilio ? twilioSender(config.twilio) : outboxSender(config.dataDir);
+  return config.twilio ? twilioSender(config.twilio, `${config.publicUrl}${STATUS_CALLBACK_PATH}`) : outboxSender(config.dataDir);
 }

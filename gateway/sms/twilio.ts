@@ -24,7 +24,8 @@ class RedirectingRequestClient extends RequestClient {
 // Twilio error codes where retrying cannot help: bad or unreachable numbers, opted-out recipients, account problems.
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 
-export function twilioSender(config: TwilioConfig): SmsSender {
+/** `statusCallback`: where Twilio reports each message's progress (queued, sent, delivered, undelivered, failed). */
+export function twilioSender(config: TwilioConfig, statusCallback?: string): SmsSender {
   const client = twilio(config.accountSid, config.authToken, {
     httpClient: config.apiUrl ? new RedirectingRequestClient(new URL(config.apiUrl)) : undefined,
     timeout: 10_000,
@@ -36,6 +37,7 @@ export function twilioSender(config: TwilioConfig): SmsSender {
         const message = await client.messages.create({
           to,
           body,
+          ...(statusCallback ? { statusCallback } : {}),
           ...(config.messagingServiceSid ? { messagingServiceSid: config.messagingServiceSid } : { from: config.from! }),
           // Twilio accepts 1..36000 s and applies it only with a Messaging Service.
           ...(validitySeconds && config.messagingServiceSid

@@ -9,6 +9,8 @@ export interface SentMessage {
   from?: string;
   messagingServiceSid?: string;
   validityPeriod?: string;
+  statusCallback?: string;
+  sid: string;
   auth: string;
 }
 
@@ -58,6 +60,8 @@ export async function startTwilioStandIn(): Promise<TwilioStandIn> {
         from: form.get('From') ?? undefined,
         messagingServiceSid: form.get('MessagingServiceSid') ?? undefined,
         validityPeriod: form.get('ValidityPeriod') ?? undefined,
+        statusCallback: form.get('StatusCallback') ?? undefined,
+        sid,
         auth: req.headers.authorization ?? '',
       });
       reply(201, { sid, account_sid: match[1], to: form.get('To'), body: form.get('Body'), status: 'queued' });

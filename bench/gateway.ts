@@ -2,6 +2,7 @@
 import { performance } from 'node:perf_hooks';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
 import { isolatedConfig, type BackendName } from '../tests/support/backends.js';
+import { daytimeZone } from '../tests/support/daytime.js';
 import { runLoad, type LoadStats } from './stats.js';
 
 export const CHECKINS = 300;
@@ -118,13 +119,6 @@ async function waitForDeliveries(gw: Gateway, expected: number, firstAt: number,
     total: counts.total, sent: counts.sent, unsettled: counts.total - counts.settled, sentAtCheckinEnd: atEnd.sent,
     drainMs: done - endAt, sinceFirstMs: done - firstAt,
   };
-}
-
-/** A zone where it is now mid-day, so quiet hours (21:00-08:00 on the member's clock) hold no SMS back. */
-export function daytimeZone(now = new Date()): string {
-  const zones = ['America/New_York', 'America/Los_Angeles', 'Pacific/Honolulu', 'Asia/Tokyo', 'Asia/Kolkata', 'Europe/London'];
-  const hour = (tz: string) => Number(new Intl.DateTimeFormat('en-GB', { timeZone: tz, hour: '2-digit', hourCycle: 'h23' }).format(now));
-  return zones.find((tz) => hour(tz) >= 10 && hour(tz) < 19) ?? zones.find((tz) => hour(tz) >= 9 && hour(tz) < 20)!;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

@@ -7,6 +7,7 @@
 import { isPointInPolygon, isPointWithinRadius } from 'geolib';
 import type { Geofence, LatLon, Position } from '../campaign-rules/model.js';
 import { buildGeofenceIndex, linearContaining } from '../campaign-rules/spatial-index.js';
+import { fmt, seededRandom } from './stats.js';
 
 const FENCES = 100_000;
 const LOOKUPS = 100_000;
@@ -15,17 +16,6 @@ const LINEAR_POINTS = 200;
 const GEOLIB_BUDGET_MS = 8_000;
 const GEOLIB_CHECK_POINTS = 5_000;
 const M_PER_DEG_LAT = 111_320;
-
-/** mulberry32: a small seeded generator, so every run measures the same fences and points. */
-function seeded(seed: number): () => number {
-  let s = seed | 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 function offset(c: LatLon, m: number, angle: number): LatLon {
   return { lat: c.lat + (m * Math.sin(angle)) / M_PER_DEG_LAT, lon: c.lon + (m * Math.cos(angle)) / (M_PER_DEG_LAT * Math.cos((c.lat * Math.PI) / 180)) };
@@ -115,12 +105,11 @@ function geolibContainingBoxed(fences: readonly Geofence[], reach: Reach, p: Lat
   return ids.sort();
 }
 
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 export async function benchGeofenceIndex(): Promise<string> {
   const started = performance.now();
-  const random = seeded(20_260_603);
+  const random = seededRandom(20_260_603);
   const { fences, anchors } = scene(random);
   const lookups = points(random, anchors, LOOKUPS);
 
@@ -172,15 +161,15 @@ export async function benchGeofenceIndex(): Promise<string> {
   const ownRate = (sample.length / ownMs) * 1000;
 
   const rows: [string, string][] = [
-    ['fences', `${fmt(FENCES)} (half circles 20 m–2 km, half polygons of 6–24 corners, 1 in 10 with a hole), lat 45–55, lon 0–15`],
-    ['index build', `${fmt(buildMs, 1)} ms (generating the data: ${fmt(setupMs)} ms)`],
-    ['index lookups', `${fmt(indexRate)} /s (${fmt(LOOKUPS)} points in ${fmt(indexMs)} ms, ${fmt(hits / LOOKUPS, 2)} fences per point)`],
-    ['linear scan, geolib', `${fmt(geolibRate, 2)} /s (${fmt(geolibPoints)} points in ${fmt(geolibMs)} ms)`],
-    ['linear scan, contains()', `${fmt(ownRate, 1)} /s (${fmt(sample.length)} points in ${fmt(ownMs)} ms)`],
-    ['index / linear geolib', `${fmt(indexRate / geolibRate)}x`],
-    ['index / linear contains()', `${fmt(indexRate / ownRate)}x`],
+    ['fences', `${fmt(FENCES, 0)} (half circles 20 m–2 km, half polygons of 6–24 corners, 1 in 10 with a hole), lat 45–55, lon 0–15`],
+    ['index build', `${fmt(buildMs, 1)} ms (generating the data: ${fmt(setupMs, 0)} ms)`],
+    ['index lookups', `${fmt(indexRate, 0)} /s (${fmt(LOOKUPS, 0)} points in ${fmt(indexMs, 0)} ms, ${fmt(hits / LOOKUPS, 2)} fences per point)`],
+    ['linear scan, geolib', `${fmt(geolibRate, 2)} /s (${fmt(geolibPoints, 0)} points in ${fmt(geolibMs, 0)} ms)`],
+    ['linear scan, contains()', `${fmt(ownRate, 1)} /s (${fmt(sample.length, 0)} points in ${fmt(ownMs, 0)} ms)`],
+    ['index / linear geolib', `${fmt(indexRate / geolibRate, 0)}x`],
+    ['index / linear contains()', `${fmt(indexRate / ownRate, 0)}x`],
     ['mismatches vs geolib scan', `${geolibMismatches} of ${geolibPoints} points`],
-    ['mismatches vs geolib, boxed', `${boxedMismatches} of ${GEOLIB_CHECK_POINTS} points (${boxedHits} of them in some fence; ${fmt(boxedMs)} ms)`],
+    ['mismatches vs geolib, boxed', `${boxedMismatches} of ${GEOLIB_CHECK_POINTS} points (${boxedHits} of them in some fence; ${fmt(boxedMs, 0)} ms)`],
     ['mismatches vs linearContaining', `${ownMismatches} of ${sample.length} points`],
     ['bench wall time', `${fmt((performance.now() - started) / 1000, 1)} s`],
   ];

@@ -91,14 +91,5 @@ export function table(title: string, headers: string[], rows: string[][]): strin
   return [``, title, line(headers), rule, ...rows.map(line)].join('\n');
 }
 
-/** A deterministic PRNG (mulberry32), so every run draws the same synthetic data. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic PRNG (mulberry32), so every run draws the same synthetic data: the simulator's own. */
+export { createRng as seededRandom } from '../beacon-agent/sources.js';

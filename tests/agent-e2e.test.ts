@@ -22,6 +22,7 @@ import { Uploader } from '../beacon-agent/uploader.js';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
 import { eventually, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
+import { daytimeZone } from './support/daytime.js';
 
 const START = Date.parse('2026-06-03T15:00:00Z'); // 11:00 in New York, a Wednesday
 const HOUR = 3_600_000;
@@ -198,8 +199,7 @@ describe('the agent process', () => {
         offer: { title: 'Door', message: 'Door: code {code}' },
       });
       // The member lives where it is daytime now, so quiet hours do not hold the offer back.
-      const hour = (tz: string) => Number(new Intl.DateTimeFormat('en-GB', { timeZone: tz, hour: '2-digit', hourCycle: 'h23' }).format(new Date()));
-      const timeZone = ['UTC', 'America/New_York', 'America/Los_Angeles', 'Pacific/Honolulu', 'Asia/Tokyo', 'Asia/Kolkata'].find((tz) => hour(tz) >= 9 && hour(tz) < 20)!;
+      const timeZone = daytimeZone();
       const m = await ok('POST', '/members', { phone: '+14155557001', timeZone });
       await grantConsents(gw, m.id, m.phone, ['ble_detection', 'sms_marketing']);
       const key = await ok('GET', `/members/${m.id}/ble-identity`);

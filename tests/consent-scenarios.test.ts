@@ -8,6 +8,7 @@ import { MEMBER_TABLES } from '../gateway/domain/privacy.js';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
 import { backends, eventually, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents, replySms } from './support/consent.js';
+import { daytimeZone } from './support/daytime.js';
 import { startTwilioStandIn, type TwilioStandIn } from './support/twilio-standin.js';
 
 const STORE_AT = { lat: 31.2304, lon: 121.4737 };
@@ -570,9 +571,7 @@ describe.each(backends)('consent scenarios on the %s backends', (backend) => {
     const ahead = isolatedConfig(backend, { ...twilioEnv() });
     const shift = 20 * 60_000;
     const gatewayNow = () => new Date(Date.now() + shift);
-    const hour = (tz: string) => Number(new Intl.DateTimeFormat('en-GB', { timeZone: tz, hour: '2-digit', hourCycle: 'h23' }).format(gatewayNow()));
-    const timeZone = ['Asia/Shanghai', 'Europe/London', 'America/New_York', 'America/Los_Angeles', 'Pacific/Honolulu', 'Asia/Kolkata']
-      .find((tz) => hour(tz) >= 9 && hour(tz) < 20)!;
+    const timeZone = daytimeZone(gatewayNow());
     const early = await startGateway(ahead.config, { now: gatewayNow });
     try {
       await openStore(early);

@@ -93,17 +93,22 @@ export interface SignedRequest extends SignedParts {
   signature: string;
 }
 
+/** A signed request's timestamp must be within MAX_SKEW_MS of the gateway's clock; the answer says the gateway's time. */
+export function checkFresh(timestamp: number, now: Date): void {
+  if (!Number.isFinite(timestamp) || Math.abs(now.getTime() - timestamp) > MAX_SKEW_MS) {
+    throw new AppError('REQUEST_STALE', `the request's timestamp is more than ${MAX_SKEW_MS / 60_000} minutes from the gateway's clock`, {
+      gatewayTime: now.toISOString(),
+    });
+  }
+}
+
 /** The agent behind a signed request, or a 401/403 that says what was wrong; remembers nothing. */
 export async function verifyAgent(db: Sql, req: SignedRequest, now: Date): Promise<Agent> {
   const rows = /^[0-9a-f-]{36}$/i.test(req.agentId) ? await db.query<AgentRow>('SELECT * FROM agents WHERE id = $1', [req.agentId]) : [];
   const row = rows[0];
   if (!row) throw new AppError('AGENT_UNKNOWN', 'the request names no known agent');
   if (row.revoked_at) throw new AppError('AGENT_REVOKED', `agent ${row.id} is revoked`);
-  if (!Number.isFinite(req.timestamp) || Math.abs(now.getTime() - req.timestamp) > MAX_SKEW_MS) {
-    throw new AppError('REQUEST_STALE', `the request's timestamp is more than ${MAX_SKEW_MS / 60_000} minutes from the gateway's clock`, {
-      gatewayTime: now.toISOString(),
-    });
-  }
+  checkFresh(req.timestamp, now);
   const keys = [row.public_key];
   if (row.previous_public_key && row.previous_valid_until && row.previous_valid_until > now) keys.push(row.previous_public_key);
   if (!keys.some((k) => verifySignature(publicKey(k), req, req.signature))) {

@@ -10,6 +10,7 @@ import { preparedCampaigns } from './campaign-cache.js';
 import { currentConsent } from './consents.js';
 import type { Decision } from './decide.js';
 import type { Deps } from './deps.js';
+import { checkFresh } from './agents.js';
 import { applyTransitions, updateZonePresence, type Resolved } from './detections.js';
 import { getMember } from './members.js';
 
@@ -67,9 +68,7 @@ export async function reportBeacons(
     if (!key || !verifyAppReport(key.identity_key, signed, signed.signature)) {
       throw new AppError('SIGNATURE_INVALID', 'x-app-signature does not match this request (or the member holds no key to sign with)');
     }
-    if (!Number.isFinite(signed.timestamp) || Math.abs(now.getTime() - signed.timestamp) > MAX_SKEW_MS) {
-      throw new AppError('REQUEST_STALE', `the request's timestamp is more than ${MAX_SKEW_MS / 60_000} minutes from the gateway's clock`, { gatewayTime: now.toISOString() });
-    }
+    checkFresh(signed.timestamp, now);
     // Then the member's row, so a withdrawal or erasure is wholly before or after this report, and the ledger.
     await tx.query('SELECT 1 FROM members WHERE id = $1 FOR UPDATE', [memberId]);
     await getMember(tx, memberId);

@@ -62,6 +62,23 @@ export async function consentHistory(db: Sql, memberId: string): Promise<Consent
   return rows.map(toRecord);
 }
 
+/**
+ * Which of these members grant the purpose now: each one's latest grant or withdrawal, found by the index
+ * (member_id, id) walked backwards. For many members at once, where currentConsent would read whole histories.
+ */
+export async function grantingAmong(db: Sql, memberIds: readonly string[], purpose: Purpose): Promise<Set<string>> {
+  if (memberIds.length === 0) return new Set();
+  const rows = await db.query<{ member_id: string }>(
+    `SELECT m.id AS member_id FROM unnest($1::uuid[]) AS m(id)
+       CROSS JOIN LATERAL (SELECT action FROM consent_events e
+                            WHERE e.member_id = m.id AND e.purpose = $2 AND e.action IN ('grant', 'withdraw')
+                            ORDER BY e.id DESC LIMIT 1) latest
+      WHERE latest.action = 'grant'`,
+    [memberIds, purpose],
+  );
+  return new Set(rows.map((r) => r.member_id));
+}
+
 export async function currentConsent(db: Sql, memberId: string): Promise<ConsentState> {
   return consentState(await consentHistory(db, memberId));
 }

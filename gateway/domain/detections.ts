@@ -7,7 +7,7 @@ import type { Database, Sql } from '../db/database.js';
 import { AppError } from '../errors.js';
 import { rememberRequest, type Agent, type SignedRequest } from './agents.js';
 import { preparedCampaigns } from './campaign-cache.js';
-import { currentConsent } from './consents.js';
+import { currentConsent, grantingAmong } from './consents.js';
 import { STALE_AFTER_MS } from './checkins.js';
 import { decide, insertDecision, memberContext, type Decision } from './decide.js';
 import type { Deps } from './deps.js';
@@ -81,46 +81,38 @@ async function zonesOf(tx: Sql, storeId: string, wanted: readonly string[]): Pro
 /** `agent` has been verified against `signed` (verifyAgent); the signature is remembered here, with the upload. */
 export async function ingestPresence(deps: Deps, registry: EidRegistry, agent: Agent, signed: SignedRequest, batch: IngestBatch): Promise<IngestResult> {
   const now = deps.now();
+  if (batch.agentId !== agent.id) {
+    throw new AppError('VALIDATION_FAILED', 'body/agentId must be the agent that signs the request', { issues: [{ field: 'body/agentId', problem: 'differs from x-agent-id' }] });
+  }
+  // Resolution is work on the process's own cache (a first upload builds its tables for every key): it is done
+  // before the transaction, so no connection is held meanwhile. The ledger, checked under lock below, decides.
+  const zones = await zonesOf(deps.db, agent.storeId, batch.events.map((e) => e.zoneId));
+  await registry.sync(deps.db);
+  const rejected: Rejected[] = [];
+  const resolved: Resolved[] = [];
+  let unresolved = 0;
+  const seenIds = new Set<string>();
+  batch.events.forEach((e, index) => {
+    // The same event twice in one batch counts once, as it does across batches.
+    if (seenIds.has(e.id)) return;
+    seenIds.add(e.id);
+    const at = new Date(e.at);
+    if (!zones.has(e.zoneId)) return void rejected.push({ index, code: 'ZONE_NOT_IN_STORE' });
+    if (at.getTime() > now.getTime() + FUTURE_SLACK_MS) return void rejected.push({ index, code: 'EVENT_IN_FUTURE' });
+    const memberId = registry.resolve(e.eid, at.getTime());
+    if (memberId) resolved.push({ e, memberId, at });
+    else unresolved++;
+  });
+
   const result = await deps.db.transaction(async (tx) => {
     await rememberRequest(tx, agent.id, signed.signature, now);
-    if (batch.agentId !== agent.id) {
-      throw new AppError('VALIDATION_FAILED', 'body/agentId must be the agent that signs the request', { issues: [{ field: 'body/agentId', problem: 'differs from x-agent-id' }] });
-    }
-    const zones = await zonesOf(tx, agent.storeId, batch.events.map((e) => e.zoneId));
-    await registry.sync(tx);
 
-    const rejected: Rejected[] = [];
-    const resolved: Resolved[] = [];
-    let unresolved = 0;
-    const seenIds = new Set<string>();
-    batch.events.forEach((e, index) => {
-      // The same event twice in one batch counts once, as it does across batches.
-      if (seenIds.has(e.id)) return;
-      seenIds.add(e.id);
-      const at = new Date(e.at);
-      if (!zones.has(e.zoneId)) return void rejected.push({ index, code: 'ZONE_NOT_IN_STORE' });
-      if (at.getTime() > now.getTime() + FUTURE_SLACK_MS) return void rejected.push({ index, code: 'EVENT_IN_FUTURE' });
-      const memberId = registry.resolve(e.eid, at.getTime());
-      if (memberId) resolved.push({ e, memberId, at });
-      else unresolved++;
-    });
-
-    // A key outlives its consent by no more than a transaction, but the ledger is the authority: check it,
+    // A key outlives its consent by a moment at most, but the ledger is the authority: check it,
     // holding the members' rows, so an erasure or withdrawal is wholly before or wholly after this upload. Locking
     // first, in id order, also keeps two boxes' uploads for the same members from deadlocking later.
     const members = [...new Set(resolved.map((r) => r.memberId))].sort();
     if (members.length > 0) await tx.query('SELECT 1 FROM members WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE', [members]);
-    const granted = new Set(
-      members.length === 0 ? [] : (await tx.query<{ member_id: string }>(
-        // Each member's latest decisive ble_detection event, found by index (member_id, id) walked backwards.
-        `SELECT m.id AS member_id FROM unnest($1::uuid[]) AS m(id)
-           CROSS JOIN LATERAL (SELECT action FROM consent_events e
-                                WHERE e.member_id = m.id AND e.purpose = 'ble_detection' AND e.action IN ('grant', 'withdraw')
-                                ORDER BY e.id DESC LIMIT 1) latest
-          WHERE latest.action = 'grant'`,
-        [members],
-      )).map((r) => r.member_id),
-    );
+    const granted = await grantingAmong(tx, members, 'ble_detection');
     const allowed = resolved.filter((r) => granted.has(r.memberId));
 
     const stored = new Set(allowed.length === 0 ? [] : (await tx.query<{ event_id: string }>(

@@ -67,8 +67,17 @@ export class EidRegistry {
   /** Changes of the look-back period already applied, by seq, with their time. */
   private readonly applied = new Map<number, number>();
 
-  /** Brings the cache up to date with the change log; cheap when nothing changed. */
-  async sync(db: Sql): Promise<void> {
+  private syncing: Promise<void> | null = null;
+
+  /** Brings the cache up to date with the change log; cheap when nothing changed. Concurrent callers share one run. */
+  sync(db: Sql): Promise<void> {
+    this.syncing ??= this.catchUp(db).finally(() => {
+      this.syncing = null;
+    });
+    return this.syncing;
+  }
+
+  private async catchUp(db: Sql): Promise<void> {
     if (this.seq < 0) {
       const [top] = await db.query<{ seq: number | null }>('SELECT max(seq)::bigint AS seq FROM identity_key_changes');
       const rows = await db.query<{ member_id: string; identity_key: Buffer; rotation_exponent: number }>(
@@ -177,6 +186,7 @@ export class EidRegistry {
   }
 
   private learn(member: string, entry: KeyEntry): void {
+    this.forget(member);
     this.keys.set(member, entry);
     this.perExponent.set(entry.k, (this.perExponent.get(entry.k) ?? 0) + 1);
     for (const [id, t] of this.windows) {

@@ -4,6 +4,7 @@
 import { sealOffer } from '../../beacon-agent/offer-seal.js';
 import { isQuiet } from '../../consent/index.js';
 import type { Sql } from '../db/database.js';
+import { grantingAmong } from './consents.js';
 import type { EidRegistry } from './eid-registry.js';
 
 /** Newest coupons per member that a box holds for hand-over. */
@@ -26,14 +27,13 @@ export async function sealedOffersForStore(db: Sql, registry: EidRegistry, store
          FROM coupons c JOIN offers o ON o.id = c.offer_id JOIN members m ON m.id = c.member_id
          JOIN deliveries d ON d.coupon_id = c.id AND d.status = 'sent'
         WHERE c.member_id IN (SELECT member_id FROM member_zone_presence WHERE store_id = $1 AND cardinality(eids) > 0)
-          AND c.expires_at > $2 AND NOT EXISTS (SELECT 1 FROM live_redemptions r WHERE r.coupon_id = c.id)
-          AND (SELECT e.action FROM consent_events e WHERE e.member_id = c.member_id AND e.purpose = 'sms_marketing'
-                AND e.action IN ('grant', 'withdraw') ORDER BY e.id DESC LIMIT 1) = 'grant') ranked
+          AND c.expires_at > $2 AND NOT EXISTS (SELECT 1 FROM live_redemptions r WHERE r.coupon_id = c.id)) ranked
       WHERE n <= $3 ORDER BY member_id, expires_at`,
     [storeId, now, PER_MEMBER],
   );
+  const marketing = await grantingAmong(db, [...new Set(rows.map((r) => r.member_id))], 'sms_marketing');
   return rows.flatMap((r) => {
-    if (isQuiet(now, r.time_zone)) return [];
+    if (!marketing.has(r.member_id) || isQuiet(now, r.time_zone)) return [];
     const identity = registry.identity(r.member_id, now.getTime());
     if (!identity) return []; // consent withdrawn since: no key, nothing to seal for
     const message = r.message.replaceAll('{code}', r.code).replaceAll('{expires}', r.expires_at.toISOString().slice(0, 10));

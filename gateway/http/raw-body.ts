@@ -1,19 +1,17 @@
-// Signed routes check a signature over the exact bytes sent, so they parse JSON themselves and keep the bytes.
+// Signed routes check a signature over the exact bytes sent, so they keep the body as received, then parse it
+// with fastify's own JSON parser (the one every other route uses, prototype-poisoning checks included).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
-const raw = new WeakMap<FastifyRequest, Buffer>();
+const raw = new WeakMap<FastifyRequest, string>();
 
-/** In this (encapsulated) instance, JSON bodies are parsed from bytes that rawBodyOf() gives back. */
+/** In this (encapsulated) instance, JSON bodies are kept as received for rawBodyOf(), then parsed as usual. */
 export function keepRawJsonBody(app: FastifyInstance, bodyLimit?: number): void {
-  app.addContentTypeParser('application/json', { parseAs: 'buffer', ...(bodyLimit ? { bodyLimit } : {}) }, (req, body, done) => {
-    raw.set(req, body as Buffer);
-    try {
-      done(null, JSON.parse((body as Buffer).toString('utf8')));
-    } catch {
-      done(Object.assign(new Error('body is not valid JSON'), { code: 'FST_ERR_CTP_INVALID_JSON_BODY', statusCode: 400 }), undefined);
-    }
+  const parse = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string', ...(bodyLimit ? { bodyLimit } : {}) }, (req, body, done) => {
+    raw.set(req, body as string);
+    parse(req, body as string, done);
   });
 }
 
-/** The bytes of the request's body, as received; empty for a request without one. */
-export const rawBodyOf = (req: FastifyRequest): Buffer | string => raw.get(req) ?? '';
+/** The body as received; empty for a request without one. */
+export const rawBodyOf = (req: FastifyRequest): string => raw.get(req) ?? '';

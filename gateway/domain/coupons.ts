@@ -161,13 +161,24 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date):
           validAt: coupon.campaign_store_id,
         });
       }
-      await tx.query('INSERT INTO campaign_redemption_counts (campaign_id) VALUES ($1) ON CONFLICT DO NOTHING', [coupon.campaign_id]);
-      const counted = await tx.query(
-        'UPDATE campaign_redemption_counts SET redeemed = redeemed + 1 WHERE campaign_id = $1 AND ($2::int IS NULL OR redeemed < $2) RETURNING 1',
-        [coupon.campaign_id, coupon.max_redemptions],
-      );
-      if (counted.length === 0) {
-        throw new AppError('BUDGET_EXHAUSTED', `the campaign's ${coupon.max_redemptions} redemptions are used up`, { maxRedemptions: coupon.max_redemptions });
+      if (coupon.max_redemptions === null) {
+        // No budget: no counter, so redemptions of one campaign never queue on its row. A counter left from an
+        // earlier version's budget would go stale; it goes, and a later budget counts afresh from the rows.
+        await tx.query('DELETE FROM campaign_redemption_counts WHERE campaign_id = $1', [coupon.campaign_id]);
+      } else {
+        await tx.query(
+          `INSERT INTO campaign_redemption_counts (campaign_id, redeemed)
+           SELECT $1, count(*) FROM live_redemptions r JOIN coupons c ON c.id = r.coupon_id WHERE c.campaign_id = $1
+           ON CONFLICT DO NOTHING`,
+          [coupon.campaign_id],
+        );
+        const counted = await tx.query(
+          'UPDATE campaign_redemption_counts SET redeemed = redeemed + 1 WHERE campaign_id = $1 AND redeemed < $2 RETURNING 1',
+          [coupon.campaign_id, coupon.max_redemptions],
+        );
+        if (counted.length === 0) {
+          throw new AppError('BUDGET_EXHAUSTED', `the campaign's ${coupon.max_redemptions} redemptions are used up`, { maxRedemptions: coupon.max_redemptions });
+        }
       }
       const [row] = await tx.query<RedemptionRow>(
         `INSERT INTO redemptions (coupon_id, store_id, till_ref, transaction_id, request_id, redeemed_at, attempt)

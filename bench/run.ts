@@ -7,6 +7,7 @@ import { backends, realUrls } from '../tests/support/backends.js';
 import { benchBackend, CHECKINS, CONCURRENCY, WARMUP, type BackendResult } from './gateway.js';
 import { benchGeofenceIndex } from './geofence-index.js';
 import { benchAgentPipeline, benchIngest, ingestTables, type IngestFigures } from './ingest.js';
+import { benchLatency, benchRedemptions, deliveryTables, type LatencyFigures, type RedemptionFigures } from './delivery.js';
 import { benchRules } from './rules.js';
 import { fmt, table, type LoadStats } from './stats.js';
 
@@ -100,6 +101,24 @@ for (const backend of backends) {
   }
 }
 console.log(`\n${ingestTables(agentFigures, ingest)}`);
+
+const redemptionFigures: RedemptionFigures[] = [];
+const latencyFigures: LatencyFigures[] = [];
+for (const backend of backends) {
+  try {
+    const r = await benchRedemptions(backend);
+    if (r.load.errors > 0) {
+      failed = true;
+      console.error(`  ${backend} redemptions: ${r.load.errors} errors, e.g. ${r.load.failures.join(' | ')}`);
+    }
+    redemptionFigures.push(r);
+    latencyFigures.push(await benchLatency(backend));
+  } catch (err) {
+    failed = true;
+    console.error(`\ndelivery bench on the ${backend} backends failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  }
+}
+console.log(`\n${deliveryTables(redemptionFigures, latencyFigures)}`);
 
 // maxRSS is reported in kilobytes.
 const peakMiB = process.resourceUsage().maxRSS / 1024;

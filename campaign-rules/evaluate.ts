@@ -1,4 +1,4 @@
-import { audienceFailure } from './audience.js';
+import { audienceFailure, type AudienceFailure } from './audience.js';
 import { budgetFailure, contactLimitFailure, memberCapFailure, type CapFailure } from './caps.js';
 import { contains, signedDistanceM } from './geometry.js';
 import { isHeldOut } from './holdout.js';
@@ -24,7 +24,7 @@ export type Failure =
   | { condition: 'dwell'; minMinutes: number; minutes: number | null }
   | { condition: 'pass_by'; withinMinutes: number; minutes: number | null }
   | { condition: 'closed'; geofenceId: string; localTime: string; timeZone: string }
-  | { condition: 'audience'; rule: string; expected: unknown; actual: unknown }
+  | ({ condition: 'audience' } & AudienceFailure)
   | { condition: 'channel'; allowed: Channel[]; memberChannels: Channel[] }
   | CapFailure
   | { condition: 'arbitration'; winner: string };

@@ -7,3 +7,8 @@ export { DEFAULT_PRESENCE_POLICY, stepPresence, stepAll, type GeofencePresence, 
 export { validateSchedule, validateTrigger, validateWindows, type Problem, type ScheduleSpec } from './validate.js';
 export { holdoutBucket, isHeldOut } from './holdout.js';
 export { inWindows, isTimeZone, localTime, parseClock } from './schedule.js';
+export { lift, newcombeInterval, redemptionRate, wilsonInterval, Z95, type GroupCounts, type GroupRate, type Interval, type Lift } from './lift.js';
+export {
+  FREQUENCY_MIN, MONETARY_MIN, RECENCY_MAX_DAYS, RFM_SEGMENTS, RFM_WINDOW_DAYS, VALUE_TIERS, frequencyScore, monetaryScore, recencyScore, rfmProfile,
+  rfmSegment, valueTier, type RfmFacts, type RfmProfile, type RfmSegment, type RfmStatus, type Score, type ValueTier,
+} from './rfm.js';

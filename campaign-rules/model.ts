@@ -9,12 +9,13 @@
  * - pass-by: entering and leaving a geofence within N minutes, without dwelling.
  * - source / confidence: where a presence event came from (GPS, a BLE zone, a beacon the app heard) and how
  *   sure it is, 0..1.
- * - audience: conditions on the member (tier, tags, visits, redemptions, home store).
+ * - audience: conditions on the member (tier, tags, visits, redemptions, home store, RFM segment and value tier).
  * - cap: a limit on how often a member is contacted; budget: a limit on a campaign's coupons and redemptions.
  * - holdout: a stable share of eligible members kept as a control group; they are never sent the offer.
  * - offer: what the member receives; a coupon offer issues a unique code per decision.
  * - decision: the outcome of evaluating all campaigns for one member at one moment, with a trace per campaign.
  */
+import type { RfmSegment, RfmStatus, ValueTier } from './rfm.js';
 
 export interface LatLon {
   lat: number;
@@ -104,6 +105,15 @@ export interface Audience {
   minLifetimeRedemptions?: number;
   maxLifetimeRedemptions?: number;
   homeStoreIds?: string[];
+  /**
+   * RFM conditions (campaign-rules/rfm.ts). They need the member's RFM profile, which exists only with
+   * `profiling` consent: without it a member never matches any of them, and the trace says why.
+   */
+  rfmSegments?: RfmSegment[];
+  valueTiers?: ValueTier[];
+  minRecencyScore?: number;
+  minFrequencyScore?: number;
+  minMonetaryScore?: number;
 }
 
 export interface MemberCaps {
@@ -171,6 +181,8 @@ export interface MemberContext {
   offers: Array<{ campaignId: string; at: Date }>;
   /** Redemptions by the member, newest first; used by cooldowns. */
   redemptions: Array<{ campaignId: string; at: Date }>;
+  /** The member's RFM profile, present only with `profiling` consent; absent means not computed (never matches). */
+  rfm?: RfmStatus;
 }
 
 /** A limit across all campaigns: at most `count` offers in any window of `hours`. */

@@ -15,9 +15,11 @@ import geofences from './routes/geofences.js';
 import health from './routes/health.js';
 import members from './routes/members.js';
 import redemptions from './routes/redemptions.js';
+import reports from './routes/reports.js';
 import stores from './routes/stores.js';
 import twilioRoutes from './routes/twilio.js';
 import privacy from './routes/privacy.js';
+import push from './routes/push.js';
 
 const BODY_LIMIT_BYTES = 64 * 1024;
 
@@ -59,7 +61,7 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   // A worker-only process answers health probes and nothing else.
-  const tree = deps.config.role === 'worker' ? [health] : [health, stores, geofences, campaigns, members, checkins, redemptions, deliveries, twilioRoutes, privacy, agents, beacons];
+  const tree = deps.config.role === 'worker' ? [health] : [health, stores, geofences, campaigns, members, checkins, redemptions, reports, deliveries, twilioRoutes, privacy, agents, beacons, push];
   for (const routes of tree) {
     await app.register(routes, { deps });
   }

@@ -1,4 +1,5 @@
 // The one place that reads the environment. Everything else receives a typed Config.
+import { createECDH } from 'node:crypto';
 import path from 'node:path';
 
 export type Role = 'all' | 'api' | 'worker';
@@ -12,6 +13,20 @@ export interface TwilioConfig {
   /** Replaces https://api.twilio.com, e.g. a stand-in server on 127.0.0.1. */
   apiUrl?: string;
 }
+
+export interface PushConfig {
+  /** The VAPID key pair (base64url) from the environment; absent means the pair kept in the database. */
+  vapidKeys?: { publicKey: string; privateKey: string };
+  /** Who runs this application server, for the push services (RFC 8292): a mailto: or https: URI. */
+  vapidSubject: string;
+  /** Push services a subscription may name: https endpoints on these hosts or their subdomains... */
+  serviceHosts: string[];
+  /** ...and endpoints on these exact origins, http allowed (a local stand-in, a staging service). */
+  serviceOrigins: string[];
+}
+
+/** The push services of the browsers in use: Chrome and other Chromium browsers, Firefox, Safari, Edge. */
+export const DEFAULT_PUSH_SERVICES = ['fcm.googleapis.com', 'updates.push.services.mozilla.com', 'web.push.apple.com', 'notify.windows.com'];
 
 export interface Config {
   port: number;
@@ -28,6 +43,8 @@ export interface Config {
   queuePrefix: string;
   /** Absent means SMS goes to the outbox file under dataDir. */
   twilio?: TwilioConfig;
+  /** Web Push: VAPID identity and the push services subscriptions may name. */
+  push: PushConfig;
   /** Name of the programme, shown in every SMS. */
   programName: string;
   /** Where members get help, named in the opt-in and HELP messages. */
@@ -45,6 +62,17 @@ export interface Config {
   voidWindowMinutes: number;
   jobAttempts: number;
   jobBackoffMs: number;
+  /** How long a worker may hold a job before others take it for dead (BullMQ's lock and stall check). */
+  jobLockMs: number;
+  /** An offer is sent within this many seconds of the detection or check-in that triggered it, or not at all. */
+  offerFreshnessS: number;
+  /**
+   * A delivery claimed for sending longer ago than this, and not recorded as sent, is taken for a dead
+   * worker's: the carrier is asked whether it went out before it is sent again. Longer than a carrier call.
+   */
+  sendLeaseMs: number;
+  /** Messages per second the SMS sender may send (the carrier's limit for the number type); 0 = no limit. */
+  smsRatePerSecond: number;
 }
 
 export class ConfigError extends Error {
@@ -134,6 +162,70 @@ function twilio(env: Env): TwilioConfig | undefined {
   return { accountSid, authToken, messagingServiceSid, from, apiUrl };
 }
 
+function base64url(env: Env, name: string, bytes: number): Buffer | undefined {
+  const raw = text(env, name);
+  if (raw === undefined) return undefined;
+  const decoded = /^[A-Za-z0-9_-]+$/.test(raw) ? Buffer.from(raw, 'base64url') : undefined;
+  if (decoded?.length !== bytes) throw new ConfigError(name, `must be ${bytes} bytes in URL-safe base64 without padding`);
+  return decoded;
+}
+
+function push(env: Env): PushConfig {
+  const publicKey = base64url(env, 'VAPID_PUBLIC_KEY', 65);
+  const privateKey = base64url(env, 'VAPID_PRIVATE_KEY', 32);
+  if ((publicKey === undefined) !== (privateKey === undefined)) {
+    throw new ConfigError(publicKey ? 'VAPID_PRIVATE_KEY' : 'VAPID_PUBLIC_KEY', 'is required with the other half of the VAPID key pair');
+  }
+  if (publicKey && privateKey) {
+    const ecdh = createECDH('prime256v1');
+    try {
+      ecdh.setPrivateKey(privateKey);
+    } catch {
+      throw new ConfigError('VAPID_PRIVATE_KEY', 'is not a P-256 private key');
+    }
+    if (!ecdh.getPublicKey().equals(publicKey)) throw new ConfigError('VAPID_PUBLIC_KEY', 'is not the public half of VAPID_PRIVATE_KEY');
+  }
+
+  const help = text(env, 'PROGRAM_HELP') ?? 'help@example.com';
+  const subject = text(env, 'VAPID_SUBJECT') ?? `mailto:${/^[^\s@:/]+@[^\s@:/]+\.[^\s@:/]+$/.test(help) ? help : 'help@example.com'}`;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(subject);
+  } catch {
+    parsed = undefined;
+  }
+  const valid = parsed?.protocol === 'mailto:' ? /^[^\s@]+@[^\s@]+$/.test(parsed.pathname) : parsed?.protocol === 'https:';
+  if (!parsed || !valid) throw new ConfigError('VAPID_SUBJECT', `must be a mailto: address or an https: URL, got "${subject}"`);
+  // Apple's push service refuses tokens whose subject names localhost.
+  if (parsed.protocol === 'https:' && parsed.hostname === 'localhost') throw new ConfigError('VAPID_SUBJECT', 'must not name localhost');
+
+  const hosts: string[] = [];
+  const origins: string[] = [];
+  const services = text(env, 'PUSH_SERVICES');
+  for (const entry of services === undefined ? DEFAULT_PUSH_SERVICES : services.split(',').map((e) => e.trim()).filter(Boolean)) {
+    if (/^[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(entry)) {
+      hosts.push(entry.toLowerCase());
+      continue;
+    }
+    let origin: URL;
+    try {
+      origin = new URL(entry);
+    } catch {
+      throw new ConfigError('PUSH_SERVICES', `entries are host names or origins such as http://127.0.0.1:8080, got "${entry}"`);
+    }
+    if (!['http:', 'https:'].includes(origin.protocol) || origin.origin !== entry.replace(/\/$/, '')) {
+      throw new ConfigError('PUSH_SERVICES', `entries are host names or origins such as http://127.0.0.1:8080, got "${entry}"`);
+    }
+    origins.push(origin.origin);
+  }
+  return {
+    vapidKeys: publicKey && privateKey ? { publicKey: publicKey.toString('base64url'), privateKey: privateKey.toString('base64url') } : undefined,
+    vapidSubject: subject,
+    serviceHosts: hosts,
+    serviceOrigins: origins,
+  };
+}
+
 /** Reads and validates the whole configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   return {
@@ -147,6 +239,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     queuePrefix: identifier(env, 'QUEUE_PREFIX', 'gw'),
     twilio: twilio(env),
+    push: push(env),
     programName: text(env, 'PROGRAM_NAME') ?? 'Nearby Offers',
     programHelp: text(env, 'PROGRAM_HELP') ?? 'help@example.com',
     programFrequency: text(env, 'PROGRAM_FREQUENCY') ?? 'Up to 3 msgs/week',
@@ -157,5 +250,22 @@ export function loadConfig(env: Env = process.env): Config {
     voidWindowMinutes: integer(env, 'REDEMPTION_VOID_WINDOW_MINUTES', 30, 1, 10_080),
     jobAttempts: integer(env, 'JOB_ATTEMPTS', 5, 1, 50),
     jobBackoffMs: integer(env, 'JOB_BACKOFF_MS', 1000, 1, 3_600_000),
+    jobLockMs: integer(env, 'JOB_LOCK_MS', 30_000, 200, 600_000),
+    offerFreshnessS: integer(env, 'OFFER_FRESHNESS_S', 120, 5, 86_400),
+    sendLeaseMs: integer(env, 'SEND_LEASE_MS', 30_000, 100, 600_000),
+    smsRatePerSecond: smsRate(env),
   };
+}
+
+/** Carriers' throughput per sending number type (US): a long code 1 message/s, toll-free 3, a short code 100. */
+export const SMS_RATES = { long_code: 1, toll_free: 3, short_code: 100 } as const;
+
+function smsRate(env: Env): number {
+  const explicit = text(env, 'SMS_RATE_PER_SECOND');
+  if (explicit !== undefined) return integer(env, 'SMS_RATE_PER_SECOND', 0, 0, 10_000);
+  // The local outbox is no carrier: no limit.
+  if (text(env, 'TWILIO_ACCOUNT_SID') === undefined) return 0;
+  const from = text(env, 'TWILIO_FROM');
+  const inferred = from && /^\+18(00|33|44|55|66|77|88)\d{7}$/.test(from) ? 'toll_free' : 'long_code';
+  return SMS_RATES[oneOf(env, 'SMS_SENDER_TYPE', ['long_code', 'toll_free', 'short_code'] as const, inferred)];
 }

@@ -8,7 +8,9 @@ import { requeueStranded, sendSmsJob, sendSystemSmsJob } from './domain/deliveri
 import { purgeAgentRequests } from './domain/agents.js';
 import { closeStaleZonePresence } from './domain/detections.js';
 import { purgeExpired } from './domain/privacy.js';
+import { sendPushJob } from './domain/push-deliveries.js';
 import type { Deps } from './domain/deps.js';
+import { openPushChannel } from './push/open.js';
 import { openQueue } from './queue/open.js';
 import { openSmsSender } from './sms/open.js';
 
@@ -27,7 +29,8 @@ export async function startGateway(config: Config, options: { now?: () => Date }
   try {
     await migrate(db);
     queue = await openQueue(config);
-    const deps: Deps = { config, db, queue, sms: openSmsSender(config), now: options.now ?? (() => new Date()) };
+    const push = await openPushChannel(config, db);
+    const deps: Deps = { config, db, queue, sms: openSmsSender(config), push, now: options.now ?? (() => new Date()) };
     const app = await buildApp(deps);
     // Closing order: HTTP stops taking requests, then running jobs finish, then the database goes.
     app.addHook('onClose', async () => {
@@ -37,6 +40,7 @@ export async function startGateway(config: Config, options: { now?: () => Date }
     if (config.role !== 'api') {
       deps.queue.startWorker({
         'sms.send': (payload, ctx) => sendSmsJob(deps, payload, ctx),
+        'push.send': (payload, ctx) => sendPushJob(deps, payload, ctx),
         'sms.system': (payload) => sendSystemSmsJob(deps, payload),
         'retention.purge': async () => {
           const purged = await purgeExpired(deps.db, deps.now(), config.retentionDays);

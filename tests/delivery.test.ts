@@ -58,7 +58,7 @@ describe.each(backends)('SMS delivery on the %s backends', (backend) => {
   const settled = (gateway: Gateway, id: string) =>
     eventually(async () => {
       const d = await call(gateway, 'GET', `/deliveries/${id}`);
-      return d.body.status === 'queued' ? undefined : d.body;
+      return ['queued', 'sending'].includes(d.body.status) ? undefined : d.body;
     });
 
   beforeAll(async () => {
@@ -139,12 +139,50 @@ describe.each(backends)('SMS delivery on the %s backends', (backend) => {
     }
   });
 
+  it('sends an offer within its freshness budget from the check-in, and drops and counts one that missed it', async () => {
+    const apiIso = isolatedConfig(backend, { ...twilioEnv(), ROLE: 'api' });
+    const apiOnly = await startGateway(apiIso.config, { now: clock });
+    try {
+      await openStore(apiOnly);
+      const at = (offsetMs: number) => ({ ...apiOnly.deps, now: () => new Date(clock().getTime() + offsetMs) });
+      const late = await offer(apiOnly, [], false);
+      const onTime = await offer(apiOnly, [], false);
+      // OFFER_FRESHNESS_S is 120 by default: a worker that gets to it two minutes after the check-in is too late.
+      await sendSmsJob(at(121_000), { deliveryId: late.deliveryId }, { attempt: 1, maxAttempts: 3 });
+      await sendSmsJob(at(60_000), { deliveryId: onTime.deliveryId }, { attempt: 1, maxAttempts: 3 });
+      expect((await call(apiOnly, 'GET', `/deliveries/${late.deliveryId}`)).body).toMatchObject({ status: 'cancelled', statusReason: 'STALE_OFFER', attempts: 0 });
+      expect((await call(apiOnly, 'GET', `/deliveries/${onTime.deliveryId}`)).body).toMatchObject({ status: 'sent', attempts: 1 });
+      expect(offersTo(late.phone)).toHaveLength(0);
+      expect(offersTo(onTime.phone)).toHaveLength(1);
+      const drops = (await call(apiOnly, 'GET', '/admin/drops')).body.drops as Array<{ kind: string; count: number }>;
+      expect(drops.filter((d) => d.kind === 'offer_stale').reduce((a, d) => a + d.count, 0)).toBe(1);
+    } finally {
+      await apiOnly.close();
+      await apiIso.cleanup();
+    }
+  });
+
+  it('finds the delivery from a status callback that arrives before the worker stored the message id', async () => {
+    const { deliveryId, phone } = await offer(gw);
+    const d = await settled(gw, deliveryId);
+    // As if the worker had not recorded the sid yet (or died before it could).
+    await gw.deps.db.query(`UPDATE deliveries SET provider_id = NULL, status = 'sending' WHERE id = $1`, [deliveryId]);
+    const url = `${gw.deps.config.publicUrl}/webhooks/twilio/status?d=${deliveryId}`;
+    const params = { MessageSid: d.providerId, MessageStatus: 'delivered', To: phone, AccountSid: twilio.accountSid };
+    const res = await gw.app.inject({
+      method: 'POST', url: `/webhooks/twilio/status?d=${deliveryId}`, payload: new URLSearchParams(params).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilioLib.getExpectedTwilioSignature(twilio.authToken, url, params) },
+    });
+    expect(res.statusCode).toBe(204);
+    expect((await call(gw, 'GET', `/deliveries/${deliveryId}`)).body).toMatchObject({ status: 'delivered', providerId: d.providerId });
+  });
+
   it('follows Twilio status callbacks forward only: late, repeated and out-of-order ones change nothing', async () => {
     const { deliveryId, phone, memberId } = await offer(gw);
     const d = await settled(gw, deliveryId);
     expect(d.status).toBe('sent');
     const sent = twilio.messages.find((m) => m.sid === d.providerId)!;
-    expect(sent.statusCallback).toBe(`${gw.deps.config.publicUrl}/webhooks/twilio/status`);
+    expect(sent.statusCallback).toBe(`${gw.deps.config.publicUrl}/webhooks/twilio/status?d=${deliveryId}`);
     const callback = async (status: string, extra: Record<string, string> = {}, token = twilio.authToken) => {
       const params = { MessageSid: d.providerId, MessageStatus: status, To: phone, AccountSid: twilio.accountSid, ...extra };
       const url = `${gw.deps.config.publicUrl}/webhooks/twilio/status`;

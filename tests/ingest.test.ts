@@ -8,7 +8,8 @@ import { appReportRequest } from '../beacon-agent/member-app-sim.js';
 import { openOffer } from '../beacon-agent/offer-seal.js';
 import { loadPrivateKey, signRequest } from '../beacon-agent/signing.js';
 import type { PresenceEvent } from '../beacon-agent/types.js';
-import { closeStaleZonePresence } from '../gateway/domain/detections.js';
+import { closeStaleZonePresence, ingestPresence } from '../gateway/domain/detections.js';
+import { EidRegistry } from '../gateway/domain/eid-registry.js';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
 import { backends, eventually, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
@@ -169,6 +170,40 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     expect(fresh.key.equals(key.key)).toBe(false);
     const mixed = await upload(box, [event(box, eidAt(key, clock), 'dwell', clock), event(box, eidAt(fresh, clock), 'dwell', clock)]);
     expect(mixed.body).toMatchObject({ accepted: 1, discarded: 1 });
+  });
+
+  it('checks each resolution against the stored key, and the revocation, inside the upload, whatever a cache still holds', async () => {
+    clock = START;
+    const box = await newStore();
+    const member = await newMember(['ble_detection']);
+    const key = await keyOf(member);
+    // A gateway's cache that has not caught up since before the withdrawal (it would, by age, only in an hour).
+    const registry = new EidRegistry(3_600_000);
+    await registry.sync(gw.deps.db);
+    const agent = await ok('GET', `/agents/${box.agentId}`);
+    const ingest = (signature: string, events: PresenceEvent[]) => ingestPresence(
+      gw.deps, registry, agent, { agentId: box.agentId, signature, timestamp: clock.getTime(), method: 'POST', path: '/ingest/presence', body: '' },
+      { agentId: box.agentId, batchId: randomUUID(), events },
+    );
+    expect((await ingest('cache-1', [event(box, eidAt(key, clock), 'enter', clock)])).accepted).toBe(1);
+
+    await ok('POST', `/members/${member}/consents`, { purpose: 'ble_detection', action: 'withdraw', source: 'app' });
+    clock = new Date(START.getTime() + MIN);
+    const stale = await ingest('cache-2', [event(box, eidAt(key, clock), 'dwell', clock)]);
+    expect(registry.resolve(eidAt(key, clock), clock.getTime())).toBe(member); // the cache still holds the destroyed key
+    expect(stale).toMatchObject({ accepted: 0, discarded: 1 });
+    expect(await count('SELECT count(*)::int n FROM detections WHERE member_id = $1', [member])).toBe(1);
+
+    // Re-granted: a new key, which the stale cache does not know, makes it catch up; the old key still resolves nothing.
+    await ok('POST', `/members/${member}/consents`, { purpose: 'ble_detection', action: 'grant', source: 'app' });
+    const fresh = await keyOf(member);
+    const mixed = await ingest('cache-3', [event(box, eidAt(key, clock), 'dwell', clock), event(box, eidAt(fresh, clock), 'dwell', clock)]);
+    expect(mixed).toMatchObject({ accepted: 1, discarded: 1 });
+
+    // A revocation is read inside the transaction, not from the copy of the agent the signature was checked against.
+    await ok('POST', `/agents/${box.agentId}/revoke`);
+    await expect(ingest('cache-4', [])).rejects.toMatchObject({ code: 'AGENT_REVOKED' });
+    expect(await count('SELECT count(*)::int n FROM agent_requests WHERE signature = $1', ['cache-4'])).toBe(0);
   });
 
   it('counts a retried upload once, rejects events for another store, and resolves across clock drift', async () => {

@@ -4,18 +4,18 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { bullmqQueue } from '../gateway/queue/bullmq.js';
 import { inProcessQueue } from '../gateway/queue/in-process.js';
 import { TerminalJobError, type JobContext } from '../gateway/queue/jobs.js';
-import type { JobQueue, RetryPolicy } from '../gateway/queue/port.js';
+import type { JobQueue, QueueOptions, RetryPolicy } from '../gateway/queue/port.js';
 import { eventually, realUrls, uniqueName } from './support/backends.js';
 
-type Maker = (policy: RetryPolicy) => Promise<{ queue: JobQueue; cleanup: () => Promise<void> }>;
+type Maker = (policy: RetryPolicy, options?: QueueOptions) => Promise<{ queue: JobQueue; cleanup: () => Promise<void> }>;
 
-const makers: Array<[string, Maker]> = [['in-process', async (policy) => ({ queue: inProcessQueue(policy), cleanup: async () => {} })]];
+const makers: Array<[string, Maker]> = [['in-process', async (policy, options) => ({ queue: inProcessQueue(policy, options), cleanup: async () => {} })]];
 if (realUrls.redisUrl) {
   makers.push([
     'bullmq',
-    async (policy) => {
+    async (policy, options) => {
       const prefix = uniqueName('qt');
-      const queue = await bullmqQueue(realUrls.redisUrl!, prefix, policy);
+      const queue = await bullmqQueue(realUrls.redisUrl!, prefix, policy, options);
       return {
         queue,
         cleanup: async () => {
@@ -31,8 +31,8 @@ if (realUrls.redisUrl) {
 
 describe.each(makers)('the %s queue', (_name, make) => {
   const opened: Array<{ queue: JobQueue; cleanup: () => Promise<void> }> = [];
-  const open = async (policy: RetryPolicy) => {
-    const q = await make(policy);
+  const open = async (policy: RetryPolicy, options?: QueueOptions) => {
+    const q = await make(policy, options);
     opened.push(q);
     return q.queue;
   };
@@ -144,5 +144,22 @@ describe.each(makers)('the %s queue', (_name, make) => {
     await eventually(async () => (started ? true : undefined));
     await queue.close();
     expect(finished).toBe(true);
+  });
+
+  it('paces SMS jobs to the sender\'s rate, and lets other jobs through at once', async () => {
+    const queue = await open({ attempts: 1, backoffMs: 1 }, { pacedPerSecond: 4 });
+    const started: Array<{ name: string; at: number }> = [];
+    queue.startWorker({
+      'sms.system': async () => void started.push({ name: 'sms', at: Date.now() }),
+      'retention.purge': async () => void started.push({ name: 'purge', at: Date.now() }),
+    });
+    const t0 = Date.now();
+    for (let i = 0; i < 6; i++) await queue.enqueue('sms.system', { memberId: `m${i}`, text: 't' });
+    await queue.enqueue('retention.purge', {});
+    await eventually(async () => (started.filter((s) => s.name === 'sms').length === 6 ? true : undefined));
+    const sms = started.filter((s) => s.name === 'sms').map((s) => s.at - t0).sort((a, b) => a - b);
+    // At 4 a second, six sends cannot all start within the first second: the sixth waits for the next one.
+    expect(sms[5]!).toBeGreaterThanOrEqual(900);
+    expect(started.find((s) => s.name === 'purge')!.at - t0).toBeLessThan(sms[5]!);
   });
 });

@@ -6,10 +6,9 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const root = path.resolve(import.meta.dirname, '..');
-const tsx = path.join(root, 'node_modules', '.bin', 'tsx');
-
+// As `npm start` runs it: node itself with tsx's loader, so signals reach the gateway with no relay between.
 function run(env: Record<string, string>) {
-  const child = spawn(tsx, ['gateway/server.ts'], { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdio: 'pipe' });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/server.ts'], { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, stdio: 'pipe' });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));

@@ -1,13 +1,23 @@
 // The data-access port: everything the gateway stores goes through `query`, on real PostgreSQL or embedded PGlite alike.
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 
 export interface Sql {
   query<R extends object = Record<string, unknown>>(text: string, values?: readonly unknown[]): Promise<R[]>;
 }
 
+/** A transaction's first statement, sent with its BEGIN in one round trip (its values go as quoted literals). */
+export interface Opening {
+  text: string;
+  values: ReadonlyArray<string | number | Date | null>;
+}
+
 export interface Database extends Sql {
-  /** Runs fn inside BEGIN/COMMIT on one connection; rolls back if fn throws. */
-  transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T>;
+  /**
+   * Runs fn inside BEGIN/COMMIT on one connection; rolls back if fn throws. With `opening`, that statement
+   * runs right after BEGIN, in the same round trip, and fn gets its rows.
+   */
+  transaction<T>(fn: (tx: Sql, opened: Array<Record<string, unknown>>) => Promise<T>, opening?: Opening): Promise<T>;
   ping(): Promise<void>;
   close(): Promise<void>;
   /** "postgres" or "embedded", for logs and /readyz. */
@@ -18,27 +28,59 @@ export interface Database extends Sql {
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 pg.types.setTypeParser(pg.types.builtins.NUMERIC, (v) => Number(v));
 
+/**
+ * Parameterised statements are prepared once per connection, under a name derived from their text: the
+ * server parses them once and, for the busy ones, settles on a cached plan (planning the ingest statement
+ * took longer than running it). Statement texts are fixed strings, so the set of names stays small.
+ */
+function statement(text: string, values: readonly unknown[] | undefined, prepare: boolean): pg.QueryConfig {
+  if (values === undefined || !prepare) return { text, ...(values ? { values: values as unknown[] } : {}) };
+  return { name: `s${createHash('sha1').update(text).digest('base64url').slice(0, 22)}`, text, values: values as unknown[] };
+}
+
+function inlineValues(client: pg.PoolClient, { text, values }: Opening): string {
+  return text.replace(/\$(\d+)/g, (_, n: string) => {
+    const v = values[Number(n) - 1];
+    if (v === undefined) throw new Error(`opening statement: no value for $${n}`);
+    if (v === null) return 'NULL';
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) throw new Error(`opening statement: $${n} is not a finite number`);
+      return String(v);
+    }
+    return client.escapeLiteral(v instanceof Date ? v.toISOString() : v);
+  });
+}
+
 export function poolDatabase(
   pool: pg.Pool,
   kind: Database['kind'],
   onClose: () => Promise<void> = async () => {},
+  { prepare = true }: { prepare?: boolean } = {},
 ): Database {
   return {
     kind,
     async query<R extends object>(text: string, values?: readonly unknown[]) {
-      const res = await pool.query<R>(text, values as unknown[] | undefined);
+      const res = await pool.query<R>(statement(text, values, prepare));
       return res.rows;
     },
-    async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+    async transaction<T>(fn: (tx: Sql, opened: Array<Record<string, unknown>>) => Promise<T>, opening?: Opening): Promise<T> {
       const client = await pool.connect();
       const tx: Sql = {
         async query<R extends object>(text: string, values?: readonly unknown[]) {
-          return (await client.query<R>(text, values as unknown[] | undefined)).rows;
+          return (await client.query<R>(statement(text, values, prepare))).rows;
         },
       };
       try {
-        await client.query('BEGIN');
-        const result = await fn(tx);
+        let opened: Array<Record<string, unknown>> = [];
+        if (opening) {
+          // The simple protocol carries several statements in one message, but no parameters: the values are
+          // quoted by the driver's own escaping.
+          const results = await client.query(`BEGIN; ${inlineValues(client, opening)}`) as unknown as pg.QueryResult[];
+          opened = results[1]!.rows;
+        } else {
+          await client.query('BEGIN');
+        }
+        const result = await fn(tx, opened);
         await client.query('COMMIT');
         return result;
       } catch (err) {

@@ -53,12 +53,14 @@ export async function openEmbedded(dataDir: string, schema: string): Promise<Dat
     pool.on('error', () => {});
     const stopServer = server;
     const closeDb = db;
+    // No named statements: a client that replaces one closed when idle meets the same session, which would
+    // still hold the statements the old client prepared, under the names the new one would use.
     const database = poolDatabase(pool, 'embedded', async () => {
       await stopServer.stop();
       await closeDb.close();
       fs.rmSync(socketDir, { recursive: true, force: true });
       unlock();
-    });
+    }, { prepare: false });
     await database.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
     // The one connection is the one PGlite session, so one SET serves every later query.
     await database.query(`SET search_path TO ${schema}`);

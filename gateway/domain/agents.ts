@@ -104,8 +104,14 @@ export function checkFresh(timestamp: number, now: Date): void {
 
 /** The agent behind a signed request, or a 401/403 that says what was wrong; remembers nothing. */
 export async function verifyAgent(db: Sql, req: SignedRequest, now: Date): Promise<Agent> {
-  const rows = /^[0-9a-f-]{36}$/i.test(req.agentId) ? await db.query<AgentRow>('SELECT * FROM agents WHERE id = $1', [req.agentId]) : [];
-  const row = rows[0];
+  return checkSigned(await loadAgentRow(db, req.agentId), req, now);
+}
+
+async function loadAgentRow(db: Sql, agentId: string): Promise<AgentRow | undefined> {
+  return /^[0-9a-f-]{36}$/i.test(agentId) ? (await db.query<AgentRow>('SELECT * FROM agents WHERE id = $1', [agentId]))[0] : undefined;
+}
+
+function checkSigned(row: AgentRow | undefined, req: SignedRequest, now: Date): Agent {
   if (!row) throw new AppError('AGENT_UNKNOWN', 'the request names no known agent');
   if (row.revoked_at) throw new AppError('AGENT_REVOKED', `agent ${row.id} is revoked`);
   checkFresh(req.timestamp, now);
@@ -115,6 +121,35 @@ export async function verifyAgent(db: Sql, req: SignedRequest, now: Date): Promi
     throw new AppError('SIGNATURE_INVALID', 'x-agent-signature does not match this request');
   }
   return toAgent(row);
+}
+
+/**
+ * verifyAgent with each agent's row kept for a few seconds, so that a busy box's uploads are checked without
+ * a round trip. The copy is never the last word: a signature it refuses is checked again against the stored
+ * row (the box may have rotated its key), and callers re-read the revocation inside their transaction
+ * (ingest does, in its first statement).
+ */
+export class AgentVerifier {
+  private readonly rows = new Map<string, { row: AgentRow; at: number }>();
+
+  constructor(private readonly maxAgeMs = 5_000) {}
+
+  async verify(db: Sql, req: SignedRequest, now: Date): Promise<Agent> {
+    const hit = this.rows.get(req.agentId);
+    if (hit && performance.now() - hit.at < this.maxAgeMs) {
+      try {
+        return checkSigned(hit.row, req, now);
+      } catch (err) {
+        if (!(err instanceof AppError) || err.code !== 'SIGNATURE_INVALID') throw err;
+      }
+    }
+    const row = await loadAgentRow(db, req.agentId);
+    if (row) {
+      if (this.rows.size >= 10_000) this.rows.clear();
+      this.rows.set(row.id, { row, at: performance.now() });
+    }
+    return checkSigned(row, req, now);
+  }
 }
 
 /**

@@ -9,6 +9,7 @@ import { AppError } from '../errors.js';
 import { preparedCampaigns } from './campaign-cache.js';
 import { currentConsent } from './consents.js';
 import type { Decision } from './decide.js';
+import { queueDeliveries } from './deliveries.js';
 import type { Deps } from './deps.js';
 import { checkFresh } from './agents.js';
 import { applyTransitions, updateZonePresence, type Resolved } from './detections.js';
@@ -117,6 +118,7 @@ export async function reportBeacons(
     }
     return { received: sent.length, accepted, duplicates: sent.length - seenIds.size + valid - accepted, rejected, decisions, deliveryIds };
   });
-  for (const id of result.deliveryIds) await deps.queue.enqueue('sms.send', { deliveryId: id }, { jobId: id }).catch(() => {});
+  // A failed enqueue leaves the delivery queued: the start-up sweep (requeueStranded) queues it again.
+  await queueDeliveries(deps, result.deliveryIds).catch(() => {});
   return result;
 }

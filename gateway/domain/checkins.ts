@@ -7,6 +7,7 @@ import { preparedCampaigns } from './campaign-cache.js';
 import { currentConsent } from './consents.js';
 import { decide, insertDecision, memberContext, type Decision } from './decide.js';
 import { countDrop } from './privacy.js';
+import { queueDeliveries } from './deliveries.js';
 import type { Deps } from './deps.js';
 import { getMember, type Member } from './members.js';
 import { visitLeft, visitStarted } from './visits.js';
@@ -138,6 +139,7 @@ export async function handleCheckin(deps: Deps, input: CheckinInput): Promise<Ch
     return { checkinId, decisions, deliveryIds };
   });
   // After commit: a failed enqueue leaves the delivery 'queued', and the worker's start-up sweep picks it up.
-  for (const id of result.deliveryIds) await deps.queue.enqueue('sms.send', { deliveryId: id }, { jobId: id }).catch(() => {});
+  // A failed enqueue leaves the delivery queued: the start-up sweep (requeueStranded) queues it again.
+  await queueDeliveries(deps, result.deliveryIds).catch(() => {});
   return result;
 }

@@ -57,6 +57,8 @@ export interface Redemption {
   tillRef: string | null;
   transactionId: string | null;
   requestId: string | null;
+  /** What the sale was worth, as the till reported it (programme currency); null if not reported. */
+  amount: number | null;
   redeemedAt: string;
 }
 
@@ -77,6 +79,7 @@ interface RedemptionRow {
   till_ref: string | null;
   transaction_id: string | null;
   request_id: string | null;
+  amount: number | null;
   redeemed_at: Date;
 }
 
@@ -88,11 +91,13 @@ export interface RedeemInput {
   transactionId?: string;
   /** The till's id for this request: the same request sent again gets the same answer. */
   requestId?: string;
+  /** What the sale was worth, for attribution and RFM monetary value; rounded to cents. */
+  amount?: number;
 }
 
 const view = (r: RedemptionRow, c: Pick<CouponRow, 'code' | 'member_id' | 'campaign_id'>): Redemption => ({
   id: r.id, couponCode: c.code, memberId: c.member_id, campaignId: c.campaign_id, storeId: r.store_id, tillRef: r.till_ref,
-  transactionId: r.transaction_id, requestId: r.request_id, redeemedAt: r.redeemed_at.toISOString(),
+  transactionId: r.transaction_id, requestId: r.request_id, amount: r.amount ?? null, redeemedAt: r.redeemed_at.toISOString(),
 });
 
 /** The redemption a store made under this request id, if any. */
@@ -122,31 +127,69 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date):
     }
     return view(earlier.r, earlier.c);
   };
-  const again = await replay();
-  if (again) return again;
+  // Three round trips: BEGIN with the coupon's lock, one statement that checks and writes, COMMIT.
+  const opening = {
+    // The coupon's row locked first: the next statement reads what a till that got the lock before us committed.
+    // A campaign with a redemption budget gets its counter (from the live rows) if it has none; one without a
+    // budget loses any counter an earlier version left, which would go stale.
+    text: `WITH c AS (
+             SELECT c.id, c.code, c.member_id, c.campaign_id, c.expires_at, camp.definition->>'storeId' AS campaign_store_id,
+                    (camp.definition->'budget'->>'maxRedemptions')::int AS max_redemptions
+               FROM coupons c JOIN campaigns camp ON camp.id = c.campaign_id
+              WHERE c.code = $1
+              FOR UPDATE OF c),
+           counter AS (
+             INSERT INTO campaign_redemption_counts (campaign_id, redeemed)
+             SELECT c.campaign_id, (SELECT count(*) FROM live_redemptions r JOIN coupons k ON k.id = r.coupon_id WHERE k.campaign_id = c.campaign_id)
+               FROM c WHERE c.max_redemptions IS NOT NULL
+             ON CONFLICT DO NOTHING),
+           gone AS (DELETE FROM campaign_redemption_counts WHERE campaign_id = (SELECT campaign_id FROM c WHERE max_redemptions IS NULL))
+           SELECT * FROM c`,
+    values: [code],
+  };
   try {
-    return await db.transaction(async (tx) => {
-      // Lock the coupon first; later statements read what a till that got the lock before us committed.
-      const [coupon] = await tx.query<CouponRow>(
-        `SELECT c.id, c.code, c.member_id, c.campaign_id, c.expires_at, camp.definition->>'storeId' AS campaign_store_id,
-                (camp.definition->'budget'->>'maxRedemptions')::int AS max_redemptions
-           FROM coupons c JOIN campaigns camp ON camp.id = c.campaign_id
-          WHERE c.code = $1
-          FOR UPDATE OF c`,
-        [code],
-      );
+    return await db.transaction(async (tx, opened) => {
+      const coupon = opened[0] as CouponRow | undefined;
       if (!coupon) throw new AppError('COUPON_NOT_FOUND', `no coupon has code ${code}`);
-      // The same request, sent again while the first was still running, waited on the lock: answer it alike.
-      const answered = await replay(tx);
-      if (answered) return answered;
-      const [live] = await tx.query<{ redeemed_at: Date; store_id: string }>(
-        'SELECT redeemed_at, store_id FROM live_redemptions WHERE coupon_id = $1',
-        [coupon.id],
+      // Every check, the budget's conditional update and the insert, in one statement: the insert and the budget
+      // move only if every check passes; what failed comes back, and is answered in the order below.
+      const [r] = await tx.query<{
+        earlier: (RedemptionRow & { code: string; member_id: string; campaign_id: string }) | null; live: { redeemed_at: string; store_id: string } | null;
+        store_exists: boolean; budget_ok: boolean; inserted: (Omit<RedemptionRow, 'redeemed_at'> & { redeemed_at: string }) | null;
+      }>(
+        `WITH earlier AS (
+           SELECT r.*, c.code, c.member_id, c.campaign_id FROM redemptions r JOIN coupons c ON c.id = r.coupon_id
+            WHERE $9::text IS NOT NULL AND r.store_id = $2 AND r.request_id = $9),
+         live AS (SELECT redeemed_at, store_id FROM live_redemptions WHERE coupon_id = $1),
+         ok AS (
+           SELECT NOT EXISTS (SELECT 1 FROM earlier) AND NOT EXISTS (SELECT 1 FROM live) AND $4::timestamptz < $5::timestamptz
+                  AND EXISTS (SELECT 1 FROM stores WHERE id = $2) AND ($6::uuid IS NULL OR $6::uuid = $2) AS passed),
+         budget AS (
+           UPDATE campaign_redemption_counts SET redeemed = redeemed + 1
+            WHERE campaign_id = $3 AND $7::int IS NOT NULL AND redeemed < $7 AND (SELECT passed FROM ok) RETURNING 1),
+         inserted AS (
+           INSERT INTO redemptions (coupon_id, store_id, till_ref, transaction_id, request_id, redeemed_at, attempt, amount)
+           SELECT $1, $2, $8, $10, $9, $4, 1 + (SELECT count(*) FROM redemption_voids WHERE coupon_id = $1), $11
+            WHERE (SELECT passed FROM ok) AND ($7::int IS NULL OR EXISTS (SELECT 1 FROM budget))
+           RETURNING *)
+         SELECT (SELECT row_to_json(earlier) FROM earlier) AS earlier, (SELECT row_to_json(live) FROM live) AS live,
+                EXISTS (SELECT 1 FROM stores WHERE id = $2) AS store_exists, ($7::int IS NULL OR EXISTS (SELECT 1 FROM budget)) AS budget_ok,
+                (SELECT row_to_json(inserted) FROM inserted) AS inserted`,
+        [coupon.id, input.storeId, coupon.campaign_id, now, coupon.expires_at, coupon.campaign_store_id, coupon.max_redemptions,
+          input.tillRef ?? null, input.requestId ?? null, input.transactionId ?? null, input.amount ?? null],
       );
-      if (live) {
+      const asRow = <T extends { redeemed_at: string | Date }>(x: T) => ({ ...x, redeemed_at: new Date(x.redeemed_at) }) as unknown as RedemptionRow;
+      // The same request, sent again (also while the first was still running, waiting on the lock): the first answer.
+      if (r!.earlier) {
+        if (r!.earlier.code !== code) {
+          throw new AppError('REQUEST_ID_REUSED', `request ${input.requestId} already redeemed another coupon`, { couponCode: r!.earlier.code });
+        }
+        return view(asRow(r!.earlier), r!.earlier);
+      }
+      if (r!.live) {
         throw new AppError('COUPON_ALREADY_REDEEMED', `coupon ${code} was already redeemed`, {
-          redeemedAt: live.redeemed_at.toISOString(),
-          storeId: live.store_id,
+          redeemedAt: new Date(r!.live.redeemed_at).toISOString(),
+          storeId: r!.live.store_id,
         });
       }
       if (now >= coupon.expires_at) {
@@ -154,40 +197,17 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date):
           expiresAt: coupon.expires_at.toISOString(),
         });
       }
-      const [store] = await tx.query('SELECT 1 FROM stores WHERE id = $1', [input.storeId]);
-      if (!store) throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
+      if (!r!.store_exists) throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
       if (coupon.campaign_store_id && coupon.campaign_store_id !== input.storeId) {
         throw new AppError('COUPON_NOT_VALID_AT_STORE', `coupon ${code} is valid only at store ${coupon.campaign_store_id}`, {
           validAt: coupon.campaign_store_id,
         });
       }
-      if (coupon.max_redemptions === null) {
-        // No budget: no counter, so redemptions of one campaign never queue on its row. A counter left from an
-        // earlier version's budget would go stale; it goes, and a later budget counts afresh from the rows.
-        await tx.query('DELETE FROM campaign_redemption_counts WHERE campaign_id = $1', [coupon.campaign_id]);
-      } else {
-        await tx.query(
-          `INSERT INTO campaign_redemption_counts (campaign_id, redeemed)
-           SELECT $1, count(*) FROM live_redemptions r JOIN coupons c ON c.id = r.coupon_id WHERE c.campaign_id = $1
-           ON CONFLICT DO NOTHING`,
-          [coupon.campaign_id],
-        );
-        const counted = await tx.query(
-          'UPDATE campaign_redemption_counts SET redeemed = redeemed + 1 WHERE campaign_id = $1 AND redeemed < $2 RETURNING 1',
-          [coupon.campaign_id, coupon.max_redemptions],
-        );
-        if (counted.length === 0) {
-          throw new AppError('BUDGET_EXHAUSTED', `the campaign's ${coupon.max_redemptions} redemptions are used up`, { maxRedemptions: coupon.max_redemptions });
-        }
+      if (!r!.budget_ok || !r!.inserted) {
+        throw new AppError('BUDGET_EXHAUSTED', `the campaign's ${coupon.max_redemptions} redemptions are used up`, { maxRedemptions: coupon.max_redemptions });
       }
-      const [row] = await tx.query<RedemptionRow>(
-        `INSERT INTO redemptions (coupon_id, store_id, till_ref, transaction_id, request_id, redeemed_at, attempt)
-         VALUES ($1, $2, $3, $4, $5, $6, 1 + (SELECT count(*) FROM redemption_voids WHERE coupon_id = $1))
-         RETURNING *`,
-        [coupon.id, input.storeId, input.tillRef ?? null, input.transactionId ?? null, input.requestId ?? null, now],
-      );
-      return view(row!, coupon);
-    });
+      return view(asRow(r!.inserted), coupon);
+    }, opening);
   } catch (err) {
     const constraint = (err as { constraint?: string }).constraint;
     // Two tills (or one till twice) raced past the checks: the constraint decided; answer as the winner did.

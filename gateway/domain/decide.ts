@@ -4,17 +4,20 @@ import {
   evaluate, type CandidateTrace, type Channel, type Evaluation, type MemberContext, type PreparedCampaigns, type PresenceEvent,
 } from '../../campaign-rules/index.js';
 import type { ConsentCheck, ConsentState } from '../../consent/index.js';
-import { checkConsent, isQuiet, nextAllowed } from '../../consent/index.js';
+import { CHANNEL_PURPOSE, checkConsent, isQuiet, nextAllowed } from '../../consent/index.js';
 import type { Sql } from '../db/database.js';
 import { newCouponCode } from './coupons.js';
 import type { Deps } from './deps.js';
 import { composeSms } from './messages.js';
 import type { Member } from './members.js';
+import { composePush } from '../push/payload.js';
+import { hasPushSubscription } from './push-subscriptions.js';
+import { memberRfm } from './rfm.js';
 
 export type Outcome = 'offer_queued' | 'held_out' | 'no_match' | 'not_sent' | 'dropped';
 
 export interface DecisionTrace {
-  consent: Partial<Record<'location' | 'ble_detection' | 'sms_marketing', ConsentCheck>>;
+  consent: Partial<Record<'location' | 'ble_detection' | 'sms_marketing' | 'push_marketing', ConsentCheck>>;
   event?: Record<string, unknown>;
   /** Candidates listening to other triggers, or more than FAR_M away, are counted, not listed. */
   evaluation?: Omit<Evaluation, 'candidates'> & { candidates: CandidateTrace[]; otherTriggers: number; farAway: number };
@@ -98,6 +101,8 @@ export async function memberContext(db: Sql, member: Member, consent: ConsentSta
     [member.id],
   );
   const channels: Channel[] = member.phone && checkConsent(consent, ['sms_marketing']).allowed ? ['sms'] : [];
+  // Push needs its own consent and at least one of the member's devices subscribed.
+  if (checkConsent(consent, ['push_marketing']).allowed && (await hasPushSubscription(db, member.id, before))) channels.push('push');
   return {
     id: member.id,
     tier: facts?.tier ?? null,
@@ -109,6 +114,8 @@ export async function memberContext(db: Sql, member: Member, consent: ConsentSta
     channels,
     offers: offers.map((o) => ({ campaignId: o.campaign_id, at: o.issued_at })),
     redemptions: redemptions.map((r) => ({ campaignId: r.campaign_id, at: r.redeemed_at })),
+    // RFM audience conditions: read only with profiling consent; otherwise the reason a condition cannot match.
+    rfm: await memberRfm(db, member.id, consent, before),
   };
 }
 
@@ -139,9 +146,14 @@ function whyNot(candidates: CandidateTrace[], consent: ConsentState, member: Mem
   for (const c of candidates) furthest = Math.max(furthest, ORDER.indexOf(c.failed?.condition ?? ''));
   const condition = ORDER[furthest];
   if (condition === 'channel') {
-    const sms = checkConsent(consent, ['sms_marketing']);
-    if (!sms.allowed) return { outcome: 'not_sent', reason: sms.reason };
-    if (!member.phone) return { outcome: 'not_sent', reason: 'NO_PHONE' };
+    // None of the campaign's channels is open to the member: the reason is its first choice's.
+    const failed = candidates.find((c) => c.failed?.condition === 'channel')?.failed;
+    for (const channel of failed?.condition === 'channel' ? failed.allowed : []) {
+      const open = checkConsent(consent, [CHANNEL_PURPOSE[channel]]);
+      if (!open.allowed) return { outcome: 'not_sent', reason: open.reason };
+      if (channel === 'sms' && !member.phone) return { outcome: 'not_sent', reason: 'NO_PHONE' };
+      if (channel === 'push') return { outcome: 'not_sent', reason: 'NO_PUSH_SUBSCRIPTION' };
+    }
   }
   if (condition === undefined || condition === 'trigger') return { outcome: 'no_match', reason: 'NO_CAMPAIGN_MATCHED' };
   return { outcome: 'no_match', reason: condition === 'budget' ? 'BUDGET_EXHAUSTED' : condition.toUpperCase() };
@@ -166,12 +178,16 @@ export async function decide(
   const counters = await campaignCounters(tx, prepared);
   const evaluation = evaluate(prepared, { member: context, event, counters }, now);
   const otherTriggers = evaluation.candidates.filter((c) => c.failed?.condition === 'trigger').length;
-  const relevant = evaluation.candidates.filter((c) => c.failed?.condition !== 'trigger' && !isFar(c));
+  const isRelevant = (c: CandidateTrace) => c.failed?.condition !== 'trigger' && !isFar(c);
+  const relevant = evaluation.candidates.filter(isRelevant);
+  // Candidates are in the campaigns' order.
+  const pushConsidered = prepared.campaigns.some((c, i) => c.channels.includes('push') && isRelevant(evaluation.candidates[i]!));
   const trace: DecisionTrace = {
     consent: {
       // The presence data this decision used, and the channel it would use.
       ...(event.source === 'gps' ? { location: checkConsent(consent, ['location']) } : { ble_detection: checkConsent(consent, ['ble_detection']) }),
       sms_marketing: checkConsent(consent, ['sms_marketing']),
+      ...(pushConsidered ? { push_marketing: checkConsent(consent, ['push_marketing']) } : {}),
     },
     event: { ...event, at: event.at.toISOString() },
     evaluation: { ...evaluation, candidates: relevant, otherTriggers, farAway: evaluation.candidates.length - otherTriggers - relevant.length },
@@ -204,12 +220,15 @@ export async function decide(
   const decision = await insertDecision(tx, { ...base, ...ref, outcome: 'offer_queued', reasonCode: null });
   const expiresAt = new Date(now.getTime() + campaign.offer.validDays * 86_400_000);
   const code = await issueCoupon(tx, { offerId: campaign.offer.id, campaignId: campaign.id, memberId: member.id, decisionId: decision.id, now, expiresAt });
-  const body = composeSms(deps.config.programName, campaign.offer.message, code, expiresAt, member.timeZone);
+  const body = chosen.channel === 'push'
+    ? composePush(campaign.offer.title, campaign.offer.message, code, expiresAt, member.timeZone)
+    : composeSms(deps.config.programName, campaign.offer.message, code, expiresAt, member.timeZone);
   const [delivery] = await tx.query<{ id: string }>(
     // created_at on the gateway's clock: the worker measures the offer's age against that same clock.
-    `INSERT INTO deliveries (decision_id, coupon_id, member_id, channel, body, status, created_at, updated_at)
-     VALUES ($1, (SELECT id FROM coupons WHERE decision_id = $1), $2, $3, $4, 'queued', $5, $5) RETURNING id`,
-    [decision.id, member.id, chosen.channel, body, now],
+    // fresh_until: the freshness budget runs from the detection or fix that triggered the offer.
+    `INSERT INTO deliveries (decision_id, coupon_id, member_id, channel, body, status, created_at, updated_at, fresh_until)
+     VALUES ($1, (SELECT id FROM coupons WHERE decision_id = $1), $2, $3, $4, 'queued', $5, $5, $6) RETURNING id`,
+    [decision.id, member.id, chosen.channel, body, now, new Date(Math.min(now.getTime(), event.at.getTime()) + deps.config.offerFreshnessS * 1000)],
   );
   // Later events of the same fix see this offer, so caps and contact limits hold within one request too.
   context.offers.unshift({ campaignId: campaign.id, at: now });

@@ -4,12 +4,12 @@ import { AppError } from '../errors.js';
 import type { Sql } from '../db/database.js';
 import { TerminalJobError, type JobContext, type JobPayloads } from '../queue/jobs.js';
 import { SmsSendError } from '../sms/sender.js';
-import { OFFER_FRESHNESS_S } from './checkins.js';
 import { recordCarrierOptOut } from './consent-changes.js';
 import { currentConsent } from './consents.js';
 import type { Deps } from './deps.js';
+import { countDrops } from './privacy.js';
 
-export type DeliveryStatus = 'queued' | 'sent' | 'delivered' | 'undelivered' | 'failed' | 'cancelled';
+export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'delivered' | 'undelivered' | 'failed' | 'cancelled';
 
 export interface Delivery {
   id: string;
@@ -36,6 +36,7 @@ interface Row {
   provider_id: string | null;
   error_code: string | null;
   attempts: number;
+  sending_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -60,42 +61,80 @@ export async function getDelivery(db: Sql, id: string): Promise<Delivery> {
   return toDelivery(row);
 }
 
+/** Settles a delivery that is still waiting (`queued`) or claimed (`sending`); a settled one stays as it is. */
 async function finish(db: Sql, id: string, status: DeliveryStatus, fields: { reason?: string; providerId?: string; errorCode?: string }) {
   await db.query(
     `UPDATE deliveries SET status = $2, status_reason = $3, provider_id = COALESCE($4, provider_id), error_code = $5, updated_at = now()
-      WHERE id = $1 AND status = 'queued'`,
+      WHERE id = $1 AND status IN ('queued', 'sending')`,
     [id, status, fields.reason ?? null, fields.providerId ?? null, fields.errorCode ?? null],
   );
 }
 
+/** An offer dropped because its moment passed: cancelled, and counted. */
+async function dropStale(deps: Deps, id: string, now: Date): Promise<void> {
+  await finish(deps.db, id, 'cancelled', { reason: 'STALE_OFFER' });
+  await countDrops(deps.db, 'offer_stale', now, 1);
+}
+
+/**
+ * Sends one delivery's SMS, once. The carrier's API has no idempotency key, so the send is claimed first
+ * (status 'sending', committed) and recorded after: a run that finds a claim older than the lease (its
+ * worker died between the two) asks the carrier whether the message went out, and records it instead of
+ * sending again. Duplicate jobs, retries and restarts all meet the same row, so each decision gets at most
+ * one message, and only while the offer is fresh.
+ */
 export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: string }, ctx: JobContext): Promise<void> {
   const { db } = deps;
-  const [row] = await db.query<Row & { phone_e164: string | null; time_zone: string }>(
-    'SELECT d.*, m.phone_e164, m.time_zone FROM deliveries d JOIN members m ON m.id = d.member_id WHERE d.id = $1',
-    [deliveryId],
+  // The lease is measured on the database's clock, the one every worker shares.
+  const [row] = await db.query<Row & { phone_e164: string | null; time_zone: string; fresh_until: Date; lease_left_ms: number | null }>(
+    `SELECT d.*, m.phone_e164, m.time_zone,
+            (extract(epoch FROM d.sending_at + $2 * interval '1 millisecond' - clock_timestamp()) * 1000)::float8 AS lease_left_ms
+       FROM deliveries d JOIN members m ON m.id = d.member_id WHERE d.id = $1`,
+    [deliveryId, deps.config.sendLeaseMs],
   );
   if (!row) throw new TerminalJobError(`delivery ${deliveryId} does not exist`, 'DELIVERY_NOT_FOUND');
+  // A push delivery's job that came this way (queued before deliveries were queued by channel) goes on to push.
+  if (row.channel !== 'sms') return enqueueDelivery(deps, row);
+  if (row.status === 'sending') {
+    if (row.lease_left_ms !== null && row.lease_left_ms > 0) {
+      // Another run holds the claim (or held it, and its worker died moments ago): look again when its lease ends.
+      const at = Date.now() + Math.ceil(row.lease_left_ms);
+      await deps.queue.enqueue('sms.send', { deliveryId }, { jobId: `${deliveryId}@lease-${at}`, delayMs: Math.ceil(row.lease_left_ms) });
+      return;
+    }
+    // The worker that claimed this send died before recording it: it may or may not have reached the carrier.
+    const found = row.phone_e164 ? await deps.sms.findSent({ to: row.phone_e164, body: row.body, since: row.sending_at! }) : null;
+    if (found) return finish(db, row.id, 'sent', { providerId: found.providerId, reason: 'RECOVERED_AFTER_CRASH' });
+    await db.query(`UPDATE deliveries SET status = 'queued', updated_at = now() WHERE id = $1 AND status = 'sending'`, [row.id]);
+    row.status = 'queued';
+  }
   if (row.status !== 'queued') return; // already settled by an earlier run of this job
 
   const consent = checkConsent(await currentConsent(db, row.member_id), ['sms_marketing']);
   if (!consent.allowed) return finish(db, row.id, 'cancelled', { reason: consent.reason });
   if (!row.phone_e164) return finish(db, row.id, 'cancelled', { reason: 'NO_PHONE' });
   const now = deps.now();
-  const ageS = (now.getTime() - row.created_at.getTime()) / 1000;
-  if (ageS >= OFFER_FRESHNESS_S) return finish(db, row.id, 'cancelled', { reason: 'STALE_OFFER' });
+  if (now.getTime() >= row.fresh_until.getTime()) return dropStale(deps, row.id, now);
   if (isQuiet(now, row.time_zone)) {
     // Held to the end of the member's quiet hours if the offer is still fresh then; otherwise dropped.
     const next = nextAllowed(now, row.time_zone);
-    if (next && next.getTime() - row.created_at.getTime() < OFFER_FRESHNESS_S * 1000) {
+    if (next && next.getTime() < row.fresh_until.getTime()) {
       await deps.queue.enqueue('sms.send', { deliveryId }, { jobId: `${deliveryId}@${next.getTime()}`, delayMs: next.getTime() - now.getTime() });
       return;
     }
     return finish(db, row.id, 'cancelled', { reason: 'QUIET_HOURS' });
   }
 
-  await db.query('UPDATE deliveries SET attempts = attempts + 1, updated_at = now() WHERE id = $1', [row.id]);
+  // The claim: of any number of runs for this delivery, one gets it.
+  const [claimed] = await db.query<{ sending_at: Date }>(
+    `UPDATE deliveries SET status = 'sending', sending_at = now(), attempts = attempts + 1, updated_at = now()
+      WHERE id = $1 AND status = 'queued' RETURNING sending_at`,
+    [row.id],
+  );
+  if (!claimed) return;
   try {
-    const { providerId } = await deps.sms.send({ to: row.phone_e164, body: row.body, validitySeconds: Math.floor(OFFER_FRESHNESS_S - ageS) });
+    const validitySeconds = Math.floor((row.fresh_until.getTime() - now.getTime()) / 1000);
+    const { providerId } = await deps.sms.send({ to: row.phone_e164, body: row.body, validitySeconds, reference: row.id });
     await finish(db, row.id, 'sent', { providerId });
   } catch (err) {
     const e = err instanceof SmsSendError ? err : new SmsSendError(String(err), true);
@@ -105,15 +144,33 @@ export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: strin
       await finish(db, row.id, 'failed', { reason: e.message, errorCode: e.code });
       throw new TerminalJobError(e.message, e.code);
     }
-    await db.query('UPDATE deliveries SET status_reason = $2, error_code = $3, updated_at = now() WHERE id = $1', [row.id, e.message, e.code ?? null]);
+    // The carrier answered, with a refusal worth retrying: nothing went out, the claim is given back.
+    await db.query(
+      `UPDATE deliveries SET status = 'queued', status_reason = $2, error_code = $3, updated_at = now() WHERE id = $1 AND status = 'sending'`,
+      [row.id, e.message, e.code ?? null],
+    );
     throw e;
   }
 }
 
-/** Deliveries left 'queued' with no job (an enqueue that failed, a queue that lost its data): queue them again. */
+/** Queues the jobs of new deliveries, each on its channel's job (an SMS's is paced by the sender's rate; a push's is not). */
+export async function queueDeliveries(deps: Deps, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  const rows = await deps.db.query<{ id: string; channel: 'sms' | 'push' }>('SELECT id, channel FROM deliveries WHERE id = ANY($1::uuid[])', [ids]);
+  for (const r of rows) await enqueueDelivery(deps, r);
+}
+
+function enqueueDelivery(deps: Deps, d: { id: string; channel: 'sms' | 'push' }): Promise<void> {
+  return d.channel === 'push'
+    ? deps.queue.enqueue('push.send', { deliveryId: d.id }, { jobId: `push-${d.id}` })
+    : deps.queue.enqueue('sms.send', { deliveryId: d.id }, { jobId: d.id });
+}
+
+/** Deliveries left 'queued' or 'sending' with no job (an enqueue that failed, a queue that lost its data): queue them again. */
 export async function requeueStranded(deps: Deps): Promise<number> {
-  const rows = await deps.db.query<{ id: string }>(`SELECT id FROM deliveries WHERE status = 'queued' ORDER BY created_at`);
-  for (const r of rows) await deps.queue.enqueue('sms.send', { deliveryId: r.id }, { jobId: r.id });
+  // 'sending' too: a claim whose worker died with the process is settled by the job (after its lease).
+  const rows = await deps.db.query<{ id: string; channel: 'sms' | 'push' }>(`SELECT id, channel FROM deliveries WHERE status IN ('queued', 'sending') ORDER BY created_at`);
+  for (const r of rows) await enqueueDelivery(deps, r);
   return rows.length;
 }
 
@@ -133,25 +190,35 @@ export async function sendSystemSmsJob(deps: Deps, { memberId, text, onlyWhilePe
 
 // How far along each status is: a callback moves a delivery only forward, so callbacks that arrive late,
 // twice or out of order never overwrite a later state, and a final one (delivered, undelivered, failed) stays.
-const PROGRESS: Record<string, number> = { queued: 0, sent: 1, delivered: 2, undelivered: 2, failed: 2, cancelled: 2 };
+const PROGRESS: Record<string, number> = { queued: 0, sending: 0, sent: 1, delivered: 2, undelivered: 2, failed: 2, cancelled: 2 };
 // Twilio's MessageStatus values, as our statuses; the ones before "sent" change nothing we record.
 const FROM_TWILIO: Record<string, DeliveryStatus | undefined> = {
   sent: 'sent', delivered: 'delivered', undelivered: 'undelivered', failed: 'failed',
 };
 
-/** One Twilio status callback. Returns whether the delivery moved. Error 21610 also records the opt-out. */
-export async function applyStatusCallback(deps: Deps, cb: { messageSid: string; status: string; errorCode?: string }, now: Date): Promise<boolean> {
+/**
+ * One Twilio status callback. Returns whether the delivery moved. Error 21610 also records the opt-out. The
+ * delivery is found by the message's sid, or by our reference on the callback URL when the worker has not
+ * stored the sid yet (or died before it could: the callback then records the send).
+ */
+export async function applyStatusCallback(
+  deps: Deps, cb: { messageSid: string; status: string; errorCode?: string; reference?: string }, now: Date,
+): Promise<boolean> {
   const next = FROM_TWILIO[cb.status];
+  const byReference = cb.reference && /^[0-9a-f-]{36}$/i.test(cb.reference) ? cb.reference : null;
   const [row] = await deps.db.query<{ id: string; member_id: string; status: DeliveryStatus }>(
-    'SELECT id, member_id, status FROM deliveries WHERE provider_id = $1', [cb.messageSid],
+    `SELECT id, member_id, status FROM deliveries WHERE provider_id = $1
+      UNION ALL SELECT id, member_id, status FROM deliveries WHERE id = $2::uuid AND provider_id IS NULL LIMIT 1`,
+    [cb.messageSid, byReference],
   );
   if (!row) return false; // not ours, or erased
   if (cb.errorCode === '21610') await recordCarrierOptOut(deps, row.member_id, now);
   if (!next) return false;
   const moved = await deps.db.query(
-    `UPDATE deliveries SET status = $2, provider_status = $3, error_code = coalesce($4, error_code), updated_at = $5
+    `UPDATE deliveries SET status = $2, provider_status = $3, error_code = coalesce($4, error_code), updated_at = $5,
+            provider_id = coalesce(provider_id, $7)
       WHERE id = $1 AND (CASE status ${Object.entries(PROGRESS).map(([k, v]) => `WHEN '${k}' THEN ${v}`).join(' ')} END) < $6 RETURNING 1`,
-    [row.id, next, cb.status, cb.errorCode ?? null, now, PROGRESS[next]],
+    [row.id, next, cb.status, cb.errorCode ?? null, now, PROGRESS[next], cb.messageSid],
   );
   return moved.length > 0;
 }

@@ -1,5 +1,6 @@
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
+import type { PushChannel } from '../push/provider.js';
 import type { JobQueue } from '../queue/port.js';
 import type { SmsSender } from '../sms/sender.js';
 
@@ -9,5 +10,7 @@ export interface Deps {
   db: Database;
   queue: JobQueue;
   sms: SmsSender;
+  /** Web Push with the gateway's VAPID key; absent where nothing is pushed (deps built for a single service). */
+  push?: PushChannel;
   now: () => Date;
 }

@@ -5,11 +5,12 @@ import type { PreparedCampaigns, PresenceEvent as RulesEvent } from '../../campa
 import type { IngestBatch, PresenceEvent } from '../../beacon-agent/types.js';
 import type { Database, Sql } from '../db/database.js';
 import { AppError } from '../errors.js';
-import { rememberRequest, type Agent, type SignedRequest } from './agents.js';
-import { preparedCampaigns } from './campaign-cache.js';
-import { currentConsent, grantingAmong } from './consents.js';
+import type { Agent, SignedRequest } from './agents.js';
+import { CAMPAIGN_STAMP_SQL, preparedForStamp } from './campaign-cache.js';
+import { currentConsent } from './consents.js';
 import { STALE_AFTER_MS } from './checkins.js';
 import { decide, insertDecision, memberContext, type Decision } from './decide.js';
+import { queueDeliveries } from './deliveries.js';
 import type { Deps } from './deps.js';
 import type { EidRegistry } from './eid-registry.js';
 import { getMember } from './members.js';
@@ -53,6 +54,29 @@ export interface Resolved {
   at: Date;
 }
 
+/** A member's stay in a zone as stored (json_agg gives the instants as strings). */
+export interface PresenceRow {
+  member_id: string;
+  zone_id: string;
+  eids: string[];
+  entered_at: Date;
+  last_event_at: Date;
+}
+
+type PresenceJson = Omit<PresenceRow, 'entered_at' | 'last_event_at'> & { entered_at: string; last_event_at: string };
+
+function presenceFromJson(r: PresenceJson): PresenceRow {
+  return { ...r, entered_at: new Date(r.entered_at), last_event_at: new Date(r.last_event_at) };
+}
+
+/** A uuid[] parameter as its literal: uuids need no quoting, and the driver's per-element escaping is skipped. */
+const uuidArray = (ids: readonly string[]) => `{${ids.join(',')}}`;
+
+/** The distinct (member, zone) pairs of some events, sorted: rows are always locked in this order. */
+function sortedPairs(events: readonly Resolved[]): Array<[string, string]> {
+  return [...new Set(events.map((r) => `${r.memberId}|${r.e.zoneId}`))].sort().map((k) => k.split('|') as [string, string]);
+}
+
 interface ZoneState {
   eids: string[];
   enteredAt: Date;
@@ -85,12 +109,12 @@ export async function ingestPresence(deps: Deps, registry: EidRegistry, agent: A
     throw new AppError('VALIDATION_FAILED', 'body/agentId must be the agent that signs the request', { issues: [{ field: 'body/agentId', problem: 'differs from x-agent-id' }] });
   }
   // Resolution is work on the process's own cache (a first upload builds its tables for every key): it is done
-  // before the transaction, so no connection is held meanwhile. The ledger, checked under lock below, decides.
+  // before the transaction, so no connection is held meanwhile. The stored keys and the ledger, checked under
+  // lock below, decide.
   const zones = await zonesOf(deps.db, agent.storeId, batch.events.map((e) => e.zoneId));
-  await registry.sync(deps.db);
+  const synced = await registry.syncUnlessFresh(deps.db);
   const rejected: Rejected[] = [];
-  const resolved: Resolved[] = [];
-  let unresolved = 0;
+  const valid: Array<{ e: PresenceEvent; at: Date; hit?: { memberId: string; key: Buffer } }> = [];
   const seenIds = new Set<string>();
   batch.events.forEach((e, index) => {
     // The same event twice in one batch counts once, as it does across batches.
@@ -99,47 +123,98 @@ export async function ingestPresence(deps: Deps, registry: EidRegistry, agent: A
     const at = new Date(e.at);
     if (!zones.has(e.zoneId)) return void rejected.push({ index, code: 'ZONE_NOT_IN_STORE' });
     if (at.getTime() > now.getTime() + FUTURE_SLACK_MS) return void rejected.push({ index, code: 'EVENT_IN_FUTURE' });
-    const memberId = registry.resolve(e.eid, at.getTime());
-    if (memberId) resolved.push({ e, memberId, at });
-    else unresolved++;
+    valid.push({ e, at, hit: registry.resolveKey(e.eid, at.getTime()) });
   });
+  // An EID nobody's key produces may be a key issued since the cache last caught up.
+  if (!synced && valid.some((v) => !v.hit)) {
+    await registry.sync(deps.db);
+    for (const v of valid) v.hit ??= registry.resolveKey(v.e.eid, v.at.getTime());
+  }
+  const resolved: Array<Resolved & { key: Buffer }> = valid.flatMap((v) => (v.hit ? [{ e: v.e, at: v.at, memberId: v.hit.memberId, key: v.hit.key }] : []));
+  const unresolvedHere = valid.length - resolved.length;
 
-  const result = await deps.db.transaction(async (tx) => {
-    await rememberRequest(tx, agent.id, signed.signature, now);
+  const members = [...new Set(resolved.map((r) => r.memberId))].sort();
+  // The agent's revocation read again, the signature remembered (a replay is refused), the members' rows locked in id order (so an erasure or
+  // withdrawal is wholly before or wholly after this upload, and two boxes' uploads for the same members do
+  // not deadlock), and the campaigns' change stamp: the transaction's first statement, sent with its BEGIN.
+  const opening = {
+    text: `WITH remembered AS (
+             INSERT INTO agent_requests (signature, agent_id, seen_at) VALUES ($1, $2::uuid, $3::timestamptz) ON CONFLICT DO NOTHING RETURNING 1),
+           locked AS (SELECT id FROM members WHERE id = ANY($4::uuid[]) ORDER BY id FOR UPDATE)
+           SELECT (SELECT count(*) FROM remembered)::int AS fresh, (SELECT count(*) FROM locked)::int AS locked,
+                  (SELECT revoked_at IS NOT NULL FROM agents WHERE id = $2::uuid) AS revoked,
+                  ${CAMPAIGN_STAMP_SQL} AS stamp`,
+    values: [signed.signature, agent.id, now, uuidArray(members)],
+  };
+  // Four round trips in all (BEGIN with the first statement, the events, the presence write, COMMIT): an
+  // upload is the busiest request there is, and each statement saved is a wait on a shared machine.
+  const result = await deps.db.transaction(async (tx, opened) => {
+    const first = opened[0] as { fresh: number; revoked: boolean; stamp: string };
+    // The signature was checked against a copy of the agent's row: its revocation is read here, under the transaction.
+    if (first.revoked) throw new AppError('AGENT_REVOKED', `agent ${agent.id} is revoked`);
+    if (first.fresh === 0) throw new AppError('REQUEST_REPLAYED', 'this signed request was already received');
 
-    // A key outlives its consent by a moment at most, but the ledger is the authority: check it,
-    // holding the members' rows, so an erasure or withdrawal is wholly before or wholly after this upload. Locking
-    // first, in id order, also keeps two boxes' uploads for the same members from deadlocking later.
-    const members = [...new Set(resolved.map((r) => r.memberId))].sort();
-    if (members.length > 0) await tx.query('SELECT 1 FROM members WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE', [members]);
-    const granted = await grantingAmong(tx, members, 'ble_detection');
-    const allowed = resolved.filter((r) => granted.has(r.memberId));
-
-    const stored = new Set(allowed.length === 0 ? [] : (await tx.query<{ event_id: string }>(
-      `INSERT INTO detections (event_id, agent_id, member_id, store_id, zone_id, source, kind, confidence, rssi, dwell_ms, occurred_at)
-       SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::float8[], $9::int[], $10::bigint[], $11::timestamptz[])
-       ON CONFLICT (agent_id, event_id) DO NOTHING RETURNING event_id`,
+    // This statement starts after the locks are held, so it reads the keys and the ledger as of now. An event
+    // counts only if the key that resolved it is still the member's (a cache may hold a key destroyed a moment
+    // ago) and the ledger says the member grants ble_detection. Only those events are stored; their zone
+    // presence rows come back locked. The events go as one JSON parameter: a hundred rows of eleven columns
+    // cost far less to send that way than as eleven arrays.
+    const [second] = await tx.query<{ unkeyed: string[]; refused: string[]; duplicates: string[]; presence: PresenceJson[] }>(
+      `WITH ev AS (
+         SELECT * FROM json_to_recordset($1::json) AS ev(event_id text, member_id uuid, key text, zone_id uuid, source text, kind text,
+                                                          confidence float8, rssi int, dwell_ms bigint, occurred_at timestamptz)),
+       checked AS (
+         SELECT ev.*, k.member_id IS NOT NULL AS keyed FROM ev
+           LEFT JOIN member_identity_keys k ON k.member_id = ev.member_id AND k.identity_key = decode(ev.key, 'hex')),
+       granted AS (
+         SELECT m.id FROM (SELECT DISTINCT member_id AS id FROM checked WHERE keyed) m
+           CROSS JOIN LATERAL (SELECT action FROM consent_events e
+                                WHERE e.member_id = m.id AND e.purpose = 'ble_detection' AND e.action IN ('grant', 'withdraw')
+                                ORDER BY e.id DESC LIMIT 1) latest
+          WHERE latest.action = 'grant'),
+       ok AS (SELECT * FROM checked WHERE keyed AND member_id IN (SELECT id FROM granted)),
+       stored AS (
+         INSERT INTO detections (event_id, agent_id, member_id, store_id, zone_id, source, kind, confidence, rssi, dwell_ms, occurred_at)
+         SELECT event_id, $2, member_id, $3, zone_id, source, kind, confidence, rssi, dwell_ms, occurred_at FROM ok
+         ON CONFLICT (agent_id, event_id) DO NOTHING RETURNING event_id),
+       presence AS (
+         SELECT p.member_id, p.zone_id, p.eids, p.entered_at, p.last_event_at FROM member_zone_presence p
+           JOIN (SELECT DISTINCT member_id, zone_id FROM ok) k USING (member_id, zone_id)
+          ORDER BY p.member_id, p.zone_id FOR UPDATE OF p)
+       -- What did not happen comes back, not what did: in the usual upload, the three lists are empty.
+       SELECT ARRAY(SELECT event_id FROM checked WHERE NOT keyed) AS unkeyed,
+              ARRAY(SELECT event_id FROM checked WHERE keyed AND member_id NOT IN (SELECT id FROM granted)) AS refused,
+              ARRAY(SELECT event_id FROM ok EXCEPT SELECT event_id FROM stored) AS duplicates,
+              (SELECT coalesce(json_agg(presence), '[]') FROM presence) AS presence`,
       [
-        allowed.map((r) => r.e.id), allowed.map(() => agent.id), allowed.map((r) => r.memberId), allowed.map(() => agent.storeId),
-        allowed.map((r) => r.e.zoneId), allowed.map((r) => r.e.source), allowed.map((r) => r.e.kind), allowed.map((r) => r.e.confidence),
-        allowed.map((r) => Math.round(r.e.rssi)), allowed.map((r) => r.e.dwellMs ?? null), allowed.map((r) => r.at),
+        JSON.stringify(resolved.map((r) => ({
+          event_id: r.e.id, member_id: r.memberId, key: r.key.toString('hex'), zone_id: r.e.zoneId, source: r.e.source, kind: r.e.kind,
+          confidence: r.e.confidence, rssi: Math.round(r.e.rssi), dwell_ms: r.e.dwellMs ?? null, occurred_at: r.e.at,
+        }))),
+        agent.id, agent.storeId,
       ],
-    )).map((r) => r.event_id));
-    const fresh = allowed.filter((r) => stored.has(r.e.id));
+    );
+    const unkeyed = new Set(second!.unkeyed);
+    const refused = new Set(second!.refused);
+    const duplicates = new Set(second!.duplicates);
+    const allowed = unkeyed.size + refused.size === 0 ? resolved : resolved.filter((r) => !unkeyed.has(r.e.id) && !refused.has(r.e.id));
+    const fresh = duplicates.size === 0 ? allowed : allowed.filter((r) => !duplicates.has(r.e.id));
 
-    const prepared = await preparedCampaigns(deps.db, tx);
-    const transitions = await updateZonePresence(tx, prepared, agent.storeId, fresh);
+    const prepared = await preparedForStamp(deps.db, tx, first.stamp);
+    const transitions = await updateZonePresence(tx, prepared, agent.storeId, fresh, second!.presence.map(presenceFromJson));
     const { decisions, deliveryIds } = await applyTransitions(deps, tx, prepared, agent.storeId, transitions, now);
     return {
       received: batch.events.length, accepted: fresh.length, duplicates: batch.events.length - seenIds.size + allowed.length - fresh.length,
-      discarded: unresolved + resolved.length - allowed.length, rejected, decisions, deliveryIds,
-      drops: { unresolved, noConsent: resolved.length - allowed.length },
+      discarded: unresolvedHere + resolved.length - allowed.length, rejected, decisions, deliveryIds,
+      // An EID whose key was destroyed is nobody's now: unresolved, as it will be once the cache catches up.
+      drops: { unresolved: unresolvedHere + unkeyed.size, noConsent: refused.size },
     };
-  });
+  }, opening);
   // Counted after commit, in statements of their own: a shared counter row is never held through an upload.
   await countDrops(deps.db, 'detection_unresolved', now, result.drops.unresolved);
   await countDrops(deps.db, 'detection_no_ble_consent', now, result.drops.noConsent);
-  for (const id of result.deliveryIds) await deps.queue.enqueue('sms.send', { deliveryId: id }, { jobId: id }).catch(() => {});
+  // A failed enqueue leaves the delivery queued: the start-up sweep (requeueStranded) queues it again.
+  await queueDeliveries(deps, result.deliveryIds).catch(() => {});
   return result;
 }
 
@@ -158,15 +233,17 @@ function dwellThresholds(prepared: PreparedCampaigns): Map<string, number[]> {
  * entered (its first EID in), a dwell threshold crossed, a zone left (its last EID out). All rows touched are
  * read and written in one statement each, under row locks.
  */
-export async function updateZonePresence(tx: Sql, prepared: PreparedCampaigns, storeId: string, fresh: Resolved[]): Promise<Transition[]> {
+export async function updateZonePresence(
+  tx: Sql, prepared: PreparedCampaigns, storeId: string, fresh: Resolved[], locked?: PresenceRow[],
+): Promise<Transition[]> {
   if (fresh.length === 0) return [];
   const byPair = new Map<string, Resolved[]>();
   for (const r of fresh) {
     const key = `${r.memberId}|${r.e.zoneId}`;
     byPair.set(key, [...(byPair.get(key) ?? []), r]);
   }
-  const pairs = [...byPair.keys()].sort().map((k) => k.split('|') as [string, string]);
-  const rows = await tx.query<{ member_id: string; zone_id: string; eids: string[]; entered_at: Date; last_event_at: Date }>(
+  const pairs = sortedPairs(fresh);
+  const rows = locked ?? await tx.query<PresenceRow>(
     `SELECT p.member_id, p.zone_id, p.eids, p.entered_at, p.last_event_at FROM member_zone_presence p
        JOIN unnest($1::uuid[], $2::uuid[]) AS k(member_id, zone_id) USING (member_id, zone_id)
       ORDER BY p.member_id, p.zone_id FOR UPDATE OF p`,
@@ -222,18 +299,20 @@ export async function updateZonePresence(tx: Sql, prepared: PreparedCampaigns, s
     else if (before.has(key)) deletes.push([memberId, zoneId]);
   }
 
-  if (upserts.length > 0) {
+  if (upserts.length > 0 || deletes.length > 0) {
     await tx.query(
-      `INSERT INTO member_zone_presence (member_id, zone_id, store_id, eids, entered_at, last_event_at)
-       SELECT m, z, $3, string_to_array(e, ','), en, la FROM unnest($1::uuid[], $2::uuid[], $4::text[], $5::timestamptz[], $6::timestamptz[]) AS u(m, z, e, en, la)
+      `WITH gone AS (
+         DELETE FROM member_zone_presence p USING json_to_recordset($2::json) AS k(member_id uuid, zone_id uuid)
+          WHERE p.member_id = k.member_id AND p.zone_id = k.zone_id)
+       INSERT INTO member_zone_presence (member_id, zone_id, store_id, eids, entered_at, last_event_at)
+       SELECT member_id, zone_id, $3, eids, entered_at, last_event_at
+         FROM json_to_recordset($1::json) AS u(member_id uuid, zone_id uuid, eids text[], entered_at timestamptz, last_event_at timestamptz)
        ON CONFLICT (member_id, zone_id) DO UPDATE SET eids = excluded.eids, entered_at = excluded.entered_at, last_event_at = excluded.last_event_at`,
-      [upserts.map((u) => u[0]), upserts.map((u) => u[1]), storeId, upserts.map((u) => u[2].eids.join(',')), upserts.map((u) => u[2].enteredAt), upserts.map((u) => u[2].lastEventAt)],
-    );
-  }
-  if (deletes.length > 0) {
-    await tx.query(
-      'DELETE FROM member_zone_presence p USING unnest($1::uuid[], $2::uuid[]) AS k(member_id, zone_id) WHERE p.member_id = k.member_id AND p.zone_id = k.zone_id',
-      [deletes.map((d) => d[0]), deletes.map((d) => d[1])],
+      [
+        JSON.stringify(upserts.map(([memberId, zoneId, st]) => ({ member_id: memberId, zone_id: zoneId, eids: st.eids, entered_at: st.enteredAt, last_event_at: st.lastEventAt }))),
+        JSON.stringify(deletes.map(([memberId, zoneId]) => ({ member_id: memberId, zone_id: zoneId }))),
+        storeId,
+      ],
     );
   }
   return transitions;

@@ -1,8 +1,10 @@
 // The trusted resolver of members' rotating Eddystone-EIDs. A key exists only while the member grants
 // ble_detection: it is issued with the grant and destroyed with a withdrawal or an erasure, in the same
 // transaction. Each gateway process keeps a cache derived from the database (keys, and per rotation window
-// an EID -> member table) and catches up on the change log before every lookup batch, so any number of
-// gateways resolve alike and a destroyed key stops resolving at the next batch.
+// an EID -> member table) and catches up on the change log before lookup batches, so any number of gateways
+// resolve alike. Ingest catches up at most once a second, and at once when an EID is unknown (a key just
+// issued); each resolution is checked against the stored key in the upload's transaction, so a key
+// destroyed a moment ago resolves nothing even while a cache still holds it.
 import { randomBytes } from 'node:crypto';
 import { eidFromTemporaryKey, rotationWindow, temporaryKey } from '../../beacon-agent/eid.js';
 import type { Sql } from '../db/database.js';
@@ -68,13 +70,31 @@ export class EidRegistry {
   private readonly applied = new Map<number, number>();
 
   private syncing: Promise<void> | null = null;
+  /** When the last sync started (process clock, ms). */
+  private syncedAt = -Infinity;
+
+  /** @param maxAgeMs how long syncUnlessFresh() lets the cache go without catching up. */
+  constructor(private readonly maxAgeMs = 1000) {}
 
   /** Brings the cache up to date with the change log; cheap when nothing changed. Concurrent callers share one run. */
   sync(db: Sql): Promise<void> {
-    this.syncing ??= this.catchUp(db).finally(() => {
-      this.syncing = null;
-    });
+    if (!this.syncing) {
+      this.syncedAt = performance.now();
+      this.syncing = this.catchUp(db).finally(() => {
+        this.syncing = null;
+      });
+    }
     return this.syncing;
+  }
+
+  /**
+   * sync(), unless one started less than maxAgeMs ago; says whether this call waited for a sync. For callers
+   * that check each resolution against the stored keys anyway (resolveKey), and sync when an EID is unknown.
+   */
+  async syncUnlessFresh(db: Sql): Promise<boolean> {
+    if (!this.syncing && performance.now() - this.syncedAt < this.maxAgeMs) return false;
+    await this.sync(db);
+    return true;
   }
 
   private async catchUp(db: Sql): Promise<void> {
@@ -111,6 +131,13 @@ export class EidRegistry {
       if (row) this.learn(id, { key: row.identity_key, k: row.rotation_exponent });
     }
     this.seq = Math.max(this.seq, changes[changes.length - 1]!.seq);
+  }
+
+  /** resolve(), with the key that produced the EID, so that the caller can check the key is still the member's. */
+  resolveKey(eid: string, atMs: number): { memberId: string; key: Buffer } | undefined {
+    const memberId = this.resolve(eid, atMs);
+    const entry = memberId === undefined ? undefined : this.keys.get(memberId);
+    return entry && { memberId: memberId!, key: entry.key };
   }
 
   /** The member whose phone broadcast this EID around this time, if any key we hold produces it. */

@@ -8,7 +8,7 @@ import { appendConsent, currentConsent } from './consents.js';
 import { destroyIdentityKey } from './eid-registry.js';
 import { getMember } from './members.js';
 
-export type DropKind = 'checkin_no_location_consent' | 'detection_no_ble_consent' | 'detection_unresolved';
+export type DropKind = 'checkin_no_location_consent' | 'detection_no_ble_consent' | 'detection_unresolved' | 'offer_stale';
 
 /** Counts one refused item of presence data for today; the item itself is gone. */
 export async function countDrop(db: Sql, kind: DropKind, at: Date): Promise<void> {
@@ -41,6 +41,8 @@ export const MEMBER_TABLES: Array<{ table: string; column: string; order: string
   // The key itself stays out of exports: it is what the app computes its EIDs from, not information.
   { table: 'member_identity_keys', column: 'member_id', order: 'issued_at', columns: 'member_id, rotation_exponent, issued_at' },
   { table: 'identity_key_changes', column: 'member_id', order: 'seq' },
+  // The devices' encryption keys stay out too: the endpoints say which devices; the keys say nothing more.
+  { table: 'push_subscriptions', column: 'member_id', order: 'created_at', columns: 'id, member_id, provider, endpoint, expires_at, created_at, last_success_at' },
 ];
 
 /** Everything held about a member, table by table, as stored. */
@@ -63,7 +65,7 @@ export async function exportMember(db: Sql, memberId: string): Promise<Record<st
 }
 
 /**
- * Erasure: the member's identity (phone, external id, tags, tier, home store) and all raw presence
+ * Erasure: the member's identity (phone, external id, tags, tier, home store, push subscriptions) and all raw presence
  * (check-ins, detections, visits, presence state, positions in decision traces) are destroyed; every purpose
  * still granted is withdrawn, with the withdrawal kept as proof; queued messages are cancelled. What stays
  * is anonymous: the member row's id, coupons, deliveries (their text holds a code, no contact), redemptions,
@@ -86,7 +88,7 @@ export async function eraseMember(db: Database, memberId: string, now: Date): Pr
       [memberId, now],
     );
     await destroyIdentityKey(tx, memberId);
-    for (const table of ['checkins', 'detections', 'visits', 'member_presence', 'member_zone_presence']) {
+    for (const table of ['checkins', 'detections', 'visits', 'member_presence', 'member_zone_presence', 'push_subscriptions']) {
       await tx.query(`DELETE FROM ${table} WHERE member_id = $1`, [memberId]);
     }
     // Traces hold the fix and distances to geofences: both say where the member was.

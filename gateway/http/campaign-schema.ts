@@ -1,6 +1,7 @@
 // The marketer's campaign, as sent and as returned. Shape and ranges live here; meaning (time zones, windows,
 // geometry) is checked by campaign-rules/validate.ts.
 import { Type, type Static } from 'typebox';
+import { RFM_SEGMENTS, VALUE_TIERS } from '../../campaign-rules/index.js';
 import { Instant, Nullable, Strict, Uuid } from './schemas.js';
 
 const Weekday = Type.Union([
@@ -28,6 +29,7 @@ export const Trigger = Type.Union([
 const Count = Type.Integer({ minimum: 1, maximum: 1_000_000_000 });
 const Tags = Type.Array(Type.String({ minLength: 1, maxLength: 50 }), { minItems: 1, maxItems: 50 });
 const NonNegative = Type.Integer({ minimum: 0, maximum: 1_000_000 });
+const RfmScore = Type.Integer({ minimum: 1, maximum: 5, description: 'RFM score 1..5; needs profiling consent' });
 
 export const Audience = Strict({
   tiers: Type.Optional(Tags),
@@ -40,6 +42,12 @@ export const Audience = Strict({
   minLifetimeRedemptions: Type.Optional(NonNegative),
   maxLifetimeRedemptions: Type.Optional(NonNegative),
   homeStoreIds: Type.Optional(Type.Array(Uuid, { minItems: 1, maxItems: 1000 })),
+  // RFM conditions: match only members who grant `profiling` (campaign-rules/rfm.ts defines the scores).
+  rfmSegments: Type.Optional(Type.Array(Type.Union(RFM_SEGMENTS.map((s) => Type.Literal(s))), { minItems: 1, maxItems: RFM_SEGMENTS.length })),
+  valueTiers: Type.Optional(Type.Array(Type.Union(VALUE_TIERS.map((t) => Type.Literal(t))), { minItems: 1, maxItems: VALUE_TIERS.length })),
+  minRecencyScore: Type.Optional(RfmScore),
+  minFrequencyScore: Type.Optional(RfmScore),
+  minMonetaryScore: Type.Optional(RfmScore),
 });
 
 const Source = Type.Union([Type.Literal('gps'), Type.Literal('ble_zone'), Type.Literal('app_beacon')]);
@@ -64,7 +72,9 @@ export const CampaignInput = Strict({
   minConfidence: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
   maxAccuracyM: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10_000, description: 'Default 50 m' })),
   audience: Type.Optional(Audience),
-  channels: Type.Optional(Type.Array(Channel, { minItems: 1, maxItems: 2 })),
+  channels: Type.Optional(Type.Array(Channel, {
+    minItems: 1, maxItems: 2, description: 'In order of preference, default ["sms"]; ["push", "sms"] pushes where the member can get it, else texts',
+  })),
   caps: Type.Optional(
     Strict({
       perDay: Type.Optional(Count),

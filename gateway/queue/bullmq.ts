@@ -1,17 +1,19 @@
 // The durable queue: BullMQ on Redis, so any number of gateways and workers share one set of jobs.
-import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { JobHandlers, JobName, JobPayloads } from './jobs.js';
-import { TerminalJobError } from './jobs.js';
-import type { DeadLetter, EnqueueOptions, JobQueue, RetryPolicy } from './port.js';
+import { PACED_JOBS, TerminalJobError } from './jobs.js';
+import type { DeadLetter, EnqueueOptions, JobQueue, QueueOptions, RetryPolicy } from './port.js';
 
-const QUEUE_NAME = 'jobs';
+// Paced jobs (SMS) have a queue of their own, whose workers share BullMQ's rate limiter across processes.
+const QUEUE_NAMES = { jobs: 'jobs', paced: 'sms' } as const;
 
-export async function bullmqQueue(redisUrl: string, prefix: string, policy: RetryPolicy, concurrency = 8): Promise<JobQueue> {
+export async function bullmqQueue(redisUrl: string, prefix: string, policy: RetryPolicy, options: QueueOptions = {}): Promise<JobQueue> {
+  const { concurrency = 8, pacedPerSecond = 0, lockMs = 30_000 } = options;
   // Workers block on Redis, so their connection must never give up on a command (BullMQ's requirement).
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
   await connection.connect();
-  const queue = new Queue(QUEUE_NAME, {
+  const open = (name: string) => new Queue(name, {
     connection,
     prefix,
     defaultJobOptions: {
@@ -21,40 +23,48 @@ export async function bullmqQueue(redisUrl: string, prefix: string, policy: Retr
       removeOnFail: false, // failed-for-good jobs are the dead letters
     },
   });
-  let worker: Worker | undefined;
-  let workerConnection: Redis | undefined;
+  const queue = open(QUEUE_NAMES.jobs);
+  const pacedQueue = open(QUEUE_NAMES.paced);
+  const queueFor = (name: JobName) => (PACED_JOBS.has(name) ? pacedQueue : queue);
+  const workers: Worker[] = [];
+  const workerConnections: Redis[] = [];
 
   return {
     kind: 'bullmq',
     async enqueue<N extends JobName>(name: N, payload: JobPayloads[N], opts: EnqueueOptions = {}) {
-      await queue.add(name, payload, { jobId: opts.jobId, delay: opts.delayMs });
+      await queueFor(name).add(name, payload, { jobId: opts.jobId, delay: opts.delayMs });
     },
     async repeat(name, payload, everyMs) {
       // A scheduler id is unique in Redis: every gateway upserts the same one, and it fires once per period.
       await queue.upsertJobScheduler(`repeat-${name}`, { every: everyMs }, { name, data: payload });
     },
     startWorker(handlers: Partial<JobHandlers>) {
-      if (worker) throw new Error('worker already started');
-      worker = new Worker(
-        QUEUE_NAME,
-        async (job) => {
-          const handler = handlers[job.name as JobName] as
-            | ((p: unknown, c: { attempt: number; maxAttempts: number }) => Promise<void>)
-            | undefined;
-          if (!handler) throw new UnrecoverableError(`no handler for job ${job.name}`);
-          try {
-            await handler(job.data, { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1 });
-          } catch (err) {
-            if (err instanceof TerminalJobError) throw new UnrecoverableError(err.message);
-            throw err;
-          }
-        },
-        { connection: (workerConnection = connection.duplicate()), prefix, concurrency },
-      );
-      worker.on('error', () => {}); // connection errors are retried by ioredis; readiness reports them
+      if (workers.length > 0) throw new Error('worker already started');
+      const run = async (job: Job) => {
+        const handler = handlers[job.name as JobName] as
+          | ((p: unknown, c: { attempt: number; maxAttempts: number }) => Promise<void>)
+          | undefined;
+        if (!handler) throw new UnrecoverableError(`no handler for job ${job.name}`);
+        try {
+          await handler(job.data, { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1 });
+        } catch (err) {
+          if (err instanceof TerminalJobError) throw new UnrecoverableError(err.message);
+          throw err;
+        }
+      };
+      for (const [name, limiter] of [[QUEUE_NAMES.jobs, undefined], [QUEUE_NAMES.paced, pacedPerSecond > 0 ? { max: pacedPerSecond, duration: 1000 } : undefined]] as const) {
+        const workerConnection = connection.duplicate();
+        workerConnections.push(workerConnection);
+        const worker = new Worker(name, run, {
+          connection: workerConnection, prefix, concurrency, lockDuration: lockMs, stalledInterval: lockMs, ...(limiter ? { limiter } : {}),
+        });
+        worker.on('error', () => {}); // connection errors are retried by ioredis; readiness reports them
+        workers.push(worker);
+      }
     },
     async deadLetters(limit = 100): Promise<DeadLetter[]> {
-      const jobs = await queue.getFailed(0, limit - 1);
+      const jobs = [...await queue.getFailed(0, limit - 1), ...await pacedQueue.getFailed(0, limit - 1)]
+        .sort((a, b) => (b.finishedOn ?? b.timestamp) - (a.finishedOn ?? a.timestamp)).slice(0, limit);
       return jobs.map((j) => ({
         id: j.id ?? '',
         name: j.name,
@@ -68,10 +78,11 @@ export async function bullmqQueue(redisUrl: string, prefix: string, policy: Retr
       await connection.ping();
     },
     async close() {
-      await worker?.close();
+      await Promise.all(workers.map((w) => w.close()));
       await queue.close();
+      await pacedQueue.close();
       // BullMQ leaves connections it was handed to their owner.
-      for (const c of [workerConnection, connection]) await c?.quit().catch(() => c.disconnect());
+      for (const c of [...workerConnections, connection]) await c.quit().catch(() => c.disconnect());
     },
   };
 }

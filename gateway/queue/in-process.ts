@@ -1,7 +1,7 @@
 // The embedded default's queue: same contract as BullMQ, held in this process's memory.
 import type { JobHandlers, JobName, JobPayloads } from './jobs.js';
-import { TerminalJobError } from './jobs.js';
-import { backoffDelay, type DeadLetter, type EnqueueOptions, type JobQueue, type RetryPolicy } from './port.js';
+import { PACED_JOBS, TerminalJobError } from './jobs.js';
+import { backoffDelay, type DeadLetter, type EnqueueOptions, type JobQueue, type QueueOptions, type RetryPolicy } from './port.js';
 
 interface Job {
   id: string;
@@ -10,8 +10,13 @@ interface Job {
   attempt: number;
 }
 
-export function inProcessQueue(policy: RetryPolicy, concurrency = 4): JobQueue {
+export function inProcessQueue(policy: RetryPolicy, options: QueueOptions = {}): JobQueue {
+  const { concurrency = 4, pacedPerSecond = 0 } = options;
   const ready: Job[] = [];
+  // Paced jobs wait here and start no more often than pacedPerSecond allows.
+  const paced: Job[] = [];
+  let nextPacedAt = 0;
+  let pacer: NodeJS.Timeout | undefined;
   const timers = new Set<NodeJS.Timeout>();
   const known = new Set<string>(); // ids waiting, delayed or running
   const dead: DeadLetter[] = [];
@@ -24,15 +29,35 @@ export function inProcessQueue(policy: RetryPolicy, concurrency = 4): JobQueue {
   function later(job: Job, delayMs: number) {
     const timer = setTimeout(() => {
       timers.delete(timer);
-      ready.push(job);
-      pump();
+      push(job);
     }, delayMs);
     timers.add(timer);
   }
 
+  function push(job: Job) {
+    (pacedPerSecond > 0 && PACED_JOBS.has(job.name) ? paced : ready).push(job);
+    pump();
+  }
+
+  function next(): Job | undefined {
+    if (ready.length > 0) return ready.shift();
+    if (paced.length === 0 || pacer) return undefined;
+    const now = Date.now();
+    if (now < nextPacedAt) {
+      pacer = setTimeout(() => {
+        pacer = undefined;
+        pump();
+      }, nextPacedAt - now);
+      return undefined;
+    }
+    nextPacedAt = Math.max(nextPacedAt, now) + 1000 / pacedPerSecond;
+    return paced.shift();
+  }
+
   function pump() {
-    while (handlers && !closed && running.size < concurrency && ready.length > 0) {
-      const job = ready.shift()!;
+    while (handlers && !closed && running.size < concurrency) {
+      const job = next();
+      if (!job) return;
       const run = execute(job).finally(() => {
         running.delete(run);
         pump();
@@ -74,10 +99,7 @@ export function inProcessQueue(policy: RetryPolicy, concurrency = 4): JobQueue {
       known.add(id);
       const job: Job = { id, name, payload, attempt: 1 };
       if (opts.delayMs && opts.delayMs > 0) later(job, opts.delayMs);
-      else {
-        ready.push(job);
-        pump();
-      }
+      else push(job);
     },
     async repeat(name, payload, everyMs) {
       const timer = setInterval(() => void this.enqueue(name, payload, { jobId: `repeat-${name}` }).catch(() => {}), everyMs);
@@ -100,6 +122,7 @@ export function inProcessQueue(policy: RetryPolicy, concurrency = 4): JobQueue {
       for (const t of intervals) clearInterval(t);
       for (const t of timers) clearTimeout(t);
       timers.clear();
+      if (pacer) clearTimeout(pacer);
       await Promise.allSettled([...running]);
     },
   };

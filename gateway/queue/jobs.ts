@@ -12,6 +12,9 @@ export interface JobPayloads {
 
 export type JobName = keyof JobPayloads;
 
+/** Jobs that go out through the SMS sender: they share its rate limit (the carrier's, per sending number). */
+export const PACED_JOBS: ReadonlySet<JobName> = new Set<JobName>(['sms.send', 'sms.system']);
+
 export interface JobContext {
   /** 1 on the first try. */
   attempt: number;

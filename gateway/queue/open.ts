@@ -6,7 +6,8 @@ import type { JobQueue } from './port.js';
 /** BullMQ on Redis when REDIS_URL is set, otherwise the in-process queue. */
 export function openQueue(config: Config): Promise<JobQueue> {
   const policy = { attempts: config.jobAttempts, backoffMs: config.jobBackoffMs };
+  const options = { pacedPerSecond: config.smsRatePerSecond, lockMs: config.jobLockMs };
   return config.redisUrl
-    ? bullmqQueue(config.redisUrl, config.queuePrefix, policy)
-    : Promise.resolve(inProcessQueue(policy));
+    ? bullmqQueue(config.redisUrl, config.queuePrefix, policy, options)
+    : Promise.resolve(inProcessQueue(policy, options));
 }

@@ -16,6 +16,16 @@ export interface DeadLetter {
   failedAt: string;
 }
 
+/** How a queue runs its jobs. */
+export interface QueueOptions {
+  /** Jobs run at once per process. */
+  concurrency?: number;
+  /** PACED_JOBS started per second, across every worker sharing the queue; 0 = no limit. */
+  pacedPerSecond?: number;
+  /** How long a worker holds a job before it is taken for dead and the job runs again elsewhere. */
+  lockMs?: number;
+}
+
 export interface RetryPolicy {
   attempts: number;
   /** Delay before retry n is backoffMs * 2^(n-1). */

@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/ty
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { HEADER_AGENT, HEADER_SIGNATURE, HEADER_TIMESTAMP } from '../../beacon-agent/signing.js';
-import { authenticateAgent, getAgent, registerAgent, revokeAgent, rotateAgentKey, verifyAgent, type Agent, type SignedRequest } from '../domain/agents.js';
+import { AgentVerifier, authenticateAgent, getAgent, registerAgent, revokeAgent, rotateAgentKey, type Agent, type SignedRequest } from '../domain/agents.js';
 import type { Deps } from '../domain/deps.js';
 import { ingestPresence } from '../domain/detections.js';
 import { EidRegistry, readIdentityKey } from '../domain/eid-registry.js';
@@ -55,6 +55,7 @@ function signedParts(req: FastifyRequest): SignedRequest {
 
 const agents: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   const registry = new EidRegistry();
+  const uploaders = new AgentVerifier();
   // The agent each request was verified as, before its body was validated.
   const verified = new WeakMap<FastifyRequest, Agent>();
 
@@ -106,7 +107,7 @@ const agents: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) 
       },
       // Who sent it is checked before what it says: an unsigned or forged request gets 401/403, never a 400.
       preValidation: async (req) => {
-        verified.set(req, await verifyAgent(deps.db, signedParts(req), deps.now()));
+        verified.set(req, await uploaders.verify(deps.db, signedParts(req), deps.now()));
       },
     }, async (req, reply) => {
       const agent = verified.get(req)!;

@@ -66,12 +66,39 @@ const OfferRecord = Type.Object({
   issuedAt: Instant,
   expiresAt: Instant,
   delivery: Nullable(Type.Object({ id: Uuid, channel: Type.String(), status: Type.String(), statusReason: Nullable(Type.String()) })),
-  redemption: Nullable(Type.Object({ id: Uuid, storeId: Uuid, tillRef: Nullable(Type.String()), redeemedAt: Instant })),
+  redemption: Nullable(Type.Object({ id: Uuid, storeId: Uuid, tillRef: Nullable(Type.String()), amount: Nullable(Type.Number()), redeemedAt: Instant })),
+  decision: Type.Object(
+    { id: Uuid, occurredAt: Instant, trigger: Type.String(), outcome: Decision.properties.outcome, checkinId: Nullable(Uuid) },
+    { description: 'The decision that issued the coupon' },
+  ),
+  visit: Nullable(Type.Object(
+    {
+      id: Uuid, storeId: Nullable(Uuid), geofenceId: Nullable(Uuid), sources: Type.Array(Type.String()), startedAt: Instant, endedAt: Nullable(Instant),
+    },
+    { description: 'The visit the member was on at the decision, if presence recorded one' },
+  )),
+  campaignVersion: Type.Object({ version: Type.Integer(), name: Type.String() }, { description: 'The campaign version the decision used' }),
 });
+
+const RfmStatus = Type.Union([
+  Type.Object({
+    status: Type.Literal('profiled'),
+    profile: Type.Object({
+      recency: Type.Integer(), frequency: Type.Integer(), monetary: Type.Integer(),
+      segment: Type.String(), valueTier: Type.String(),
+      daysSinceLastRedemption: Nullable(Type.Integer()), redemptions: Type.Integer(), amount: Type.Number(),
+    }),
+  }),
+  Type.Object({ status: Type.Literal('withheld'), reason: Type.String({ description: 'Why there is no profile: profiling consent CONSENT_MISSING or CONSENT_WITHDRAWN' }) }),
+]);
 
 const MemberRecord = Type.Object({
   member: Member,
   consents: ConsentState,
+  rfm: RfmStatus,
+  offerSummary: Type.Object({
+    received: Type.Integer(), sent: Type.Integer(), delivered: Type.Integer(), redeemed: Type.Integer(), redeemedAmount: Type.Number(),
+  }),
   offers: Type.Array(OfferRecord),
   recentDecisions: Type.Array(Decision),
 });
@@ -94,11 +121,11 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   app.get('/members/:id', {
     schema: {
       tags: ['members'],
-      summary: "The member's record: consents, offers with their delivery and redemption, recent decisions",
+      summary: "The member's record: consents, RFM profile (with profiling consent), offers with their attribution chain, recent decisions",
       params: IdParams,
       response: { 200: MemberRecord, ...errors(404) },
     },
-  }, async (req) => memberRecord(deps.db, req.params.id));
+  }, async (req) => memberRecord(deps.db, req.params.id, deps.now()));
 
   app.post('/members/:id/consents', {
     schema: {

@@ -10,6 +10,7 @@ const Redeem = Strict({
   tillRef: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Which till' })),
   transactionId: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "The till's id for the sale: unique per store" })),
   requestId: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Send the same id again after a timeout: the first answer comes back' })),
+  amount: Type.Optional(Type.Number({ minimum: 0, maximum: 1e9, description: "What the sale was worth, in the programme's currency (e.g. 12.50); rounded to cents. Used by reports and RFM" })),
 });
 
 const Redemption = Type.Object({
@@ -21,6 +22,7 @@ const Redemption = Type.Object({
   tillRef: Nullable(Type.String()),
   transactionId: Nullable(Type.String()),
   requestId: Nullable(Type.String()),
+  amount: Nullable(Type.Number()),
   redeemedAt: Instant,
 });
 

@@ -38,7 +38,9 @@ const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
     const params = signedParams(deps, req);
     const { MessageSid: messageSid, MessageStatus: status, ErrorCode: errorCode } = params;
     if (!messageSid || !status) throw new AppError('VALIDATION_FAILED', 'body/MessageSid and body/MessageStatus are required');
-    await applyStatusCallback(deps, { messageSid, status, ...(errorCode ? { errorCode } : {}) }, deps.now());
+    // The signed URL carries our delivery id (?d=), which finds a delivery whose provider id is not stored yet.
+    const reference = typeof (req.query as Record<string, unknown>).d === 'string' ? (req.query as Record<string, string>).d : undefined;
+    await applyStatusCallback(deps, { messageSid, status, ...(errorCode ? { errorCode } : {}), ...(reference ? { reference } : {}) }, deps.now());
     return reply.code(204).send(null as never);
   });
 

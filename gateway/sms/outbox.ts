@@ -15,5 +15,14 @@ export function outboxSender(dataDir: string, now: () => Date = () => new Date()
       await fs.appendFile(file, JSON.stringify({ id: providerId, at: now().toISOString(), ...message }) + '\n');
       return { providerId };
     },
+    async findSent({ to, body }) {
+      const text = await fs.readFile(file, 'utf8').catch(() => '');
+      for (const line of text.split('\n')) {
+        if (!line) continue;
+        const m = JSON.parse(line) as { id: string; to: string; body: string };
+        if (m.to === to && m.body === body) return { providerId: m.id };
+      }
+      return null;
+    },
   };
 }

@@ -32,12 +32,12 @@ export function twilioSender(config: TwilioConfig, statusCallback?: string): Sms
   });
   return {
     kind: 'twilio',
-    async send({ to, body, validitySeconds }) {
+    async send({ to, body, validitySeconds, reference }) {
       try {
         const message = await client.messages.create({
           to,
           body,
-          ...(statusCallback ? { statusCallback } : {}),
+          ...(statusCallback ? { statusCallback: reference ? `${statusCallback}?d=${encodeURIComponent(reference)}` : statusCallback } : {}),
           ...(config.messagingServiceSid ? { messagingServiceSid: config.messagingServiceSid } : { from: config.from! }),
           // Twilio accepts 1..36000 s and applies it only with a Messaging Service.
           ...(validitySeconds && config.messagingServiceSid
@@ -52,6 +52,17 @@ export function twilioSender(config: TwilioConfig, statusCallback?: string): Sms
         }
         // No HTTP answer at all (refused, reset, timed out): the carrier may be back soon.
         throw new SmsSendError(e.message ?? 'Twilio could not be reached', true, 'NETWORK');
+      }
+    },
+    async findSent({ to, body, since }) {
+      // Newest first; a claimed send is at most a lease old, so the first page holds it if it exists.
+      try {
+        const recent = await client.messages.list({ to, limit: 100 });
+        const hit = recent.find((m) => m.body === body && (!m.dateCreated || m.dateCreated.getTime() >= since.getTime() - 60_000));
+        return hit ? { providerId: hit.sid } : null;
+      } catch (err) {
+        const e = err as { status?: number; message?: string };
+        throw new SmsSendError(`could not ask Twilio whether the message went out: ${e.message ?? e.status}`, true, 'LOOKUP');
       }
     },
   };

@@ -22,13 +22,21 @@ export async function replySms(gw: Gateway, from: string, body: string, messageS
   return { status: res.statusCode, reply, raw: res.body };
 }
 
-export async function grantConsents(gw: Gateway, memberId: string, phone: string | null, purposes: string[]) {
+/**
+ * Grants each purpose; sms_marketing is confirmed by a signed YES. A YES that arrives before the worker sent the
+ * opt-in request answers it, and the request is then never sent: a test that looks for the request passes
+ * `beforeConfirm` to wait for it first.
+ */
+export async function grantConsents(
+  gw: Gateway, memberId: string, phone: string | null, purposes: string[], opts: { beforeConfirm?: () => Promise<unknown> } = {},
+) {
   for (const purpose of purposes) {
     const res = await gw.app.inject({
       method: 'POST', url: `/members/${memberId}/consents`, payload: { purpose, action: 'grant', source: 'app', noticeVersion: 'n-1' },
     });
     expect(res.statusCode).toBe(201);
     if (purpose === 'sms_marketing') {
+      await opts.beforeConfirm?.();
       const yes = await replySms(gw, phone!, 'YES');
       expect(yes.status).toBe(200);
     }

@@ -12,6 +12,7 @@ export interface SentMessage {
   statusCallback?: string;
   sid: string;
   auth: string;
+  dateCreated: Date;
 }
 
 /** What the next requests get instead of success: an HTTP status and a Twilio error code. */
@@ -28,6 +29,14 @@ export interface TwilioStandIn {
   messages: SentMessage[];
   /** Queue failures for the next requests, in order. */
   failNext(...failures: Failure[]): void;
+  /**
+   * The next message to this number is accepted (recorded, as Twilio would have it) but never answered: the
+   * sender is left waiting, as one whose process dies after Twilio took the message would be.
+   * `accepted` resolves when it arrives.
+   */
+  holdNext(to: string): { accepted: Promise<SentMessage> };
+  /** Requests to list messages, as the client sent them (path and query). */
+  lists: string[];
   close(): Promise<void>;
 }
 
@@ -36,18 +45,32 @@ export async function startTwilioStandIn(): Promise<TwilioStandIn> {
   const authToken = 'test-token';
   const messages: SentMessage[] = [];
   const failures: Failure[] = [];
+  const holds = new Map<string, (m: SentMessage) => void>();
+  const lists: string[] = [];
+  const held = new Set<http.ServerResponse>();
   let seq = 0;
   const server = http.createServer((req, res) => {
     let raw = '';
     req.on('data', (c) => (raw += c));
     req.on('end', () => {
-      const match = /^\/2010-04-01\/Accounts\/(AC\w+)\/Messages\.json$/.exec(req.url ?? '');
+      const target = new URL(req.url ?? '/', 'http://standin');
+      const match = /^\/2010-04-01\/Accounts\/(AC\w+)\/Messages\.json$/.exec(target.pathname);
       const reply = (status: number, body: object) => {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(body));
       };
       const expected = 'Basic ' + Buffer.from(`${accountSid}:${authToken}`).toString('base64');
       if (req.headers.authorization !== expected) return reply(401, { code: 20003, message: 'Authenticate', status: 401 });
+      if (req.method === 'GET' && match) {
+        // Newest first, filtered by recipient, in Twilio's page shape.
+        lists.push(req.url ?? '');
+        const to = target.searchParams.get('To');
+        const page = messages.filter((m) => !to || m.to === to).reverse().map((m) => ({
+          sid: m.sid, account_sid: m.accountSid, to: m.to, from: m.from ?? null, body: m.body, status: 'sent',
+          date_created: m.dateCreated.toUTCString(), date_sent: m.dateCreated.toUTCString(),
+        }));
+        return reply(200, { messages: page, page: 0, page_size: page.length, start: 0, end: Math.max(0, page.length - 1), first_page_uri: req.url, next_page_uri: null, previous_page_uri: null, uri: req.url });
+      }
       if (req.method !== 'POST' || !match) return reply(404, { code: 20404, message: 'not found', status: 404 });
       const failure = failures.shift();
       if (failure) return reply(failure.status, { code: failure.code, message: failure.message, status: failure.status });
@@ -63,7 +86,14 @@ export async function startTwilioStandIn(): Promise<TwilioStandIn> {
         statusCallback: form.get('StatusCallback') ?? undefined,
         sid,
         auth: req.headers.authorization ?? '',
+        dateCreated: new Date(),
       });
+      const hold = holds.get(form.get('To') ?? '');
+      if (hold) {
+        holds.delete(form.get('To') ?? '');
+        held.add(res);
+        return hold(messages[messages.length - 1]!);
+      }
       reply(201, { sid, account_sid: match[1], to: form.get('To'), body: form.get('Body'), status: 'queued' });
     });
   });
@@ -75,6 +105,12 @@ export async function startTwilioStandIn(): Promise<TwilioStandIn> {
     authToken,
     messages,
     failNext: (...f) => failures.push(...f),
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    holdNext: (to) => ({ accepted: new Promise<SentMessage>((resolve) => holds.set(to, resolve)) }),
+    lists,
+    close: () => new Promise((resolve) => {
+      for (const res of held) res.destroy();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
   };
 }

@@ -1,15 +1,16 @@
-// `npm run agent:recording -- <gateway URL> <member id> <file>`: writes a recording of a member's phone standing
+// `npm run agent:recording -- <gateway URL> <member id> <member's app token> <file>`: writes a recording of a member's phone standing
 // by a box for the last two minutes (plus a pair of headphones nearby), for `source: "replay"`. The phone's
-// EIDs come from the member's identity key, which the gateway issues only while they grant ble_detection.
+// EIDs come from the member's identity key, which the gateway gives only to the member's app (their token), and
+// only while they grant ble_detection.
 import fs from 'node:fs';
 import { passiveAdvertisement } from './member-app-sim.js';
 
-const [gatewayUrl, memberId, file] = process.argv.slice(2);
-if (!gatewayUrl || !memberId || !file) {
-  console.error('usage: npm run agent:recording -- <gateway URL> <member id> <file>');
+const [gatewayUrl, memberId, appToken, file] = process.argv.slice(2);
+if (!gatewayUrl || !memberId || !appToken || !file) {
+  console.error("usage: npm run agent:recording -- <gateway URL> <member id> <member's app token> <file>");
   process.exit(2);
 }
-const res = await fetch(new URL(`/members/${memberId}/ble-identity`, gatewayUrl));
+const res = await fetch(new URL(`/members/${memberId}/ble-identity`, gatewayUrl), { headers: { authorization: `Bearer ${appToken}` } });
 if (!res.ok) {
   console.error(`the gateway has no identity key for member ${memberId}: ${res.status} ${await res.text()}`);
   process.exit(1);

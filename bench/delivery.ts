@@ -10,6 +10,7 @@ import { loadPrivateKey, signRequest } from '../beacon-agent/signing.js';
 import type { PresenceEvent } from '../beacon-agent/types.js';
 import { newCouponCode } from '../gateway/domain/coupons.js';
 import { startGateway } from '../gateway/runtime.js';
+import { adminHeaders, tillHeaders } from './keys.js';
 import { isolatedConfig, type BackendName } from '../tests/support/backends.js';
 import { daytimeZone } from '../tests/support/daytime.js';
 import { fmt, percentile, runLoad, table, type LoadStats } from './stats.js';
@@ -28,7 +29,8 @@ export async function benchRedemptions(backend: BackendName): Promise<Redemption
   const iso = isolatedConfig(backend, { ROLE: 'api' });
   const gw = await startGateway(iso.config);
   try {
-    const post = async (url: string, payload: object) => (await gw.app.inject({ method: 'POST', url, payload })).json();
+    const admin = await adminHeaders(gw);
+    const post = async (url: string, payload: object) => (await gw.app.inject({ method: 'POST', url, payload, headers: admin })).json();
     const store = await post('/stores', { name: 'Tills', timeZone: 'UTC', location: { lat: 51.5, lon: -0.1 }, geofence: { radiusM: 100 } });
     const campaign = await post('/campaigns', { name: 'Tills', storeId: store.id, trigger: { kind: 'checkin' }, offer: { title: 't', message: 'm' } });
     const t = performance.now();
@@ -50,10 +52,11 @@ export async function benchRedemptions(backend: BackendName): Promise<Redemption
     await gw.deps.db.query('VACUUM (ANALYZE) coupons, decisions, members');
     const seedMs = performance.now() - t;
     let n = 0;
+    const till = await tillHeaders(gw);
     const load = await runLoad(COUPONS, REDEEM_CONCURRENCY, async () => {
       const i = n++;
       const res = await gw.app.inject({
-        method: 'POST', url: '/redemptions',
+        method: 'POST', url: '/redemptions', headers: till,
         payload: { code: codes[i]!, storeId: store.id, tillRef: `till-${i % 8}`, transactionId: `tx-${i}`, requestId: randomUUID() },
       });
       if (res.statusCode !== 201) throw new Error(`redemption: ${res.statusCode} ${res.body.slice(0, 200)}`);
@@ -107,7 +110,8 @@ export async function benchLatency(backend: BackendName): Promise<LatencyFigures
   });
   const gw = await startGateway(iso.config);
   try {
-    const post = async (url: string, payload: object) => (await gw.app.inject({ method: 'POST', url, payload })).json();
+    const admin = await adminHeaders(gw);
+    const post = async (url: string, payload: object) => (await gw.app.inject({ method: 'POST', url, payload, headers: admin })).json();
     const store = await post('/stores', { name: 'Latency', timeZone: 'UTC', location: { lat: 51.5, lon: -0.1 }, geofence: { radiusM: 100 } });
     const zone = await post(`/stores/${store.id}/zones`, { name: 'entrance' });
     await post('/campaigns', { name: 'Welcome', storeId: store.id, trigger: { kind: 'zone_enter', zoneIds: [zone.id] }, offer: { title: 't', message: 'Welcome in.' } });

@@ -1,6 +1,7 @@
 // Sections 2 and 3: the check-in decision path and redemption over HTTP (app.inject), on one backend.
 import { performance } from 'node:perf_hooks';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
+import { adminHeaders, tillHeaders } from './keys.js';
 import { isolatedConfig, type BackendName } from '../tests/support/backends.js';
 import { daytimeZone } from '../tests/support/daytime.js';
 import { runLoad, type LoadStats } from './stats.js';
@@ -44,7 +45,9 @@ export interface BackendResult {
 type Json = Record<string, unknown>;
 
 async function post(gw: Gateway, url: string, payload: object, expected: number): Promise<Json> {
-  const res = await gw.app.inject({ method: 'POST', url, payload });
+  // Tills redeem with their merchant's key; everything else here is an administrator's or the app's doing.
+  const headers = url === '/redemptions' ? await tillHeaders(gw) : await adminHeaders(gw);
+  const res = await gw.app.inject({ method: 'POST', url, payload, headers });
   if (res.statusCode !== expected) {
     throw new Error(`POST ${url}: expected ${expected}, got ${res.statusCode} ${res.body.slice(0, 200)}`);
   }

@@ -11,6 +11,7 @@ import { loadPrivateKey, signRequest } from '../beacon-agent/signing.js';
 import { SimulatedSource, VirtualClock } from '../beacon-agent/sources.js';
 import type { Advertisement, PresenceEvent } from '../beacon-agent/types.js';
 import { startGateway, type Gateway } from '../gateway/runtime.js';
+import { adminHeaders } from './keys.js';
 import { isolatedConfig, type BackendName } from '../tests/support/backends.js';
 import { fmt, runLoad, table, type LoadStats } from './stats.js';
 
@@ -89,7 +90,8 @@ export async function benchIngest(backend: BackendName): Promise<IngestFigures> 
   const iso = isolatedConfig(backend);
   const gw = await startGateway(iso.config);
   try {
-    const post = async (url: string, payload: object) => (await gw.app.inject({ method: 'POST', url, payload })).json();
+    const admin = await adminHeaders(gw);
+    const post = async (url: string, payload: object) => (await gw.app.inject({ method: 'POST', url, payload, headers: admin })).json();
     const store = await post('/stores', { name: 'Bench', timeZone: 'UTC', location: { lat: 51.5, lon: -0.1 }, geofence: { radiusM: 100 } });
     const zone = await post(`/stores/${store.id}/zones`, { name: 'floor' });
     const reg = await post('/agents', { storeId: store.id, name: 'bench box' });

@@ -12,3 +12,4 @@ export {
   FREQUENCY_MIN, MONETARY_MIN, RECENCY_MAX_DAYS, RFM_SEGMENTS, RFM_WINDOW_DAYS, VALUE_TIERS, frequencyScore, monetaryScore, recencyScore, rfmProfile,
   rfmSegment, valueTier, type RfmFacts, type RfmProfile, type RfmSegment, type RfmStatus, type Score, type ValueTier,
 } from './rfm.js';
+export { nearestOffers, type NearOffer, type OfferStore } from './alliance.js';

@@ -164,6 +164,20 @@ export interface Campaign {
   /** Percent (0..50) of eligible members kept as a control group. */
   holdoutPercent: number;
   offer: Offer;
+  /** Present when the campaign hands out a partner's offer instead of its own (see alliance.ts). */
+  alliance?: AllianceChoice;
+}
+
+/**
+ * Which partner offers a brand's campaign may hand out: the nearest one (of offerIds) with a redeemable store
+ * within withinM metres of the campaign's store (near 'store') or of where the member is (near 'member').
+ */
+export interface AllianceChoice {
+  offerIds: string[];
+  near: 'store' | 'member';
+  withinM: number;
+  /** The campaign's store: the origin when near is 'store'. */
+  storeId: string | null;
 }
 
 /** What is known of the member at the moment of the decision. */

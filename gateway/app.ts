@@ -5,8 +5,11 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Deps } from './domain/deps.js';
 import { toHttpError } from './errors.js';
+import { installAccess, installRateLimits, type DeclaredRoute } from './http/access.js';
 import { validatorCompiler } from './http/validation.js';
+import access from './routes/access.js';
 import agents from './routes/agents.js';
+import alliance from './routes/alliance.js';
 import beacons from './routes/beacons.js';
 import campaigns from './routes/campaigns.js';
 import checkins from './routes/checkins.js';
@@ -47,6 +50,12 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } }),
   );
 
+  // Before any route: each declares who may call it, or the gateway does not start.
+  const declared: DeclaredRoute[] = [];
+  app.decorate('declaredRoutes', declared);
+  const verifier = installAccess(app, deps, declared);
+  await installRateLimits(app, deps);
+
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
@@ -58,12 +67,13 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { schema: { hide: true }, config: { access: { public: 'the API description' } } }, async () => app.swagger());
 
   // A worker-only process answers health probes and nothing else.
-  const tree = deps.config.role === 'worker' ? [health] : [health, stores, geofences, campaigns, members, checkins, redemptions, reports, deliveries, twilioRoutes, privacy, agents, beacons, push];
+  const tree = deps.config.role === 'worker' ? [health] : [health, stores, geofences, campaigns, members, checkins, redemptions, reports, deliveries, twilioRoutes, privacy, agents, beacons, push, alliance];
   for (const routes of tree) {
     await app.register(routes, { deps });
   }
+  if (deps.config.role !== 'worker') await app.register(access, { deps, verifier });
   return app;
 }

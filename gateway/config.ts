@@ -60,6 +60,9 @@ export interface Config {
   couponValidDays: number;
   /** A till may void a redemption this many minutes after it. */
   voidWindowMinutes: number;
+  /** Requests per minute: per address on public routes; per key on members' routes. */
+  rateLimitPublicPerMinute: number;
+  rateLimitMemberPerMinute: number;
   jobAttempts: number;
   jobBackoffMs: number;
   /** How long a worker may hold a job before others take it for dead (BullMQ's lock and stall check). */
@@ -248,6 +251,8 @@ export function loadConfig(env: Env = process.env): Config {
     eidRotationExponent: integer(env, 'EID_ROTATION_EXPONENT', 10, 0, 15),
     couponValidDays: integer(env, 'COUPON_VALID_DAYS', 7, 1, 365),
     voidWindowMinutes: integer(env, 'REDEMPTION_VOID_WINDOW_MINUTES', 30, 1, 10_080),
+    rateLimitPublicPerMinute: integer(env, 'RATE_LIMIT_PUBLIC_PER_MINUTE', 60, 1, 10_000_000),
+    rateLimitMemberPerMinute: integer(env, 'RATE_LIMIT_MEMBER_PER_MINUTE', 300, 1, 10_000_000),
     jobAttempts: integer(env, 'JOB_ATTEMPTS', 5, 1, 50),
     jobBackoffMs: integer(env, 'JOB_BACKOFF_MS', 1000, 1, 3_600_000),
     jobLockMs: integer(env, 'JOB_LOCK_MS', 30_000, 200, 600_000),

@@ -1,5 +1,6 @@
 // The process entry point: read config, start, listen, and shut down cleanly on SIGTERM or SIGINT.
 import { ConfigError, loadConfig } from './config.js';
+import { bootstrapAdministratorKey } from './domain/api-keys.js';
 import { startGateway } from './runtime.js';
 
 let config;
@@ -18,6 +19,11 @@ const gateway = await startGateway(config).catch((err: unknown) => {
   process.exit(1);
 });
 const { app } = gateway;
+if (config.role !== 'worker') {
+  const key = await bootstrapAdministratorKey(gateway.deps.db, new Date());
+  // Printed, not logged: the one time anyone sees it. More keys: POST /api-keys with this one.
+  if (key) console.log(`No administrator key existed, so one was made. It is shown this once; keep it:\n  ${key}\nUse it as "Authorization: Bearer <key>".`);
+}
 const db = gateway.deps.db.kind === 'embedded' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL';
 const queue = gateway.deps.queue.kind === 'bullmq' ? 'BullMQ on Redis' : 'in-process queue';
 const sms = gateway.deps.sms.kind === 'twilio' ? 'Twilio' : `outbox file ${config.dataDir}/outbox.ndjson`;

@@ -19,7 +19,7 @@ import { loadPrivateKey } from '../beacon-agent/signing.js';
 import { SimulatedSource, VirtualClock } from '../beacon-agent/sources.js';
 import type { Advertisement, PresenceEvent } from '../beacon-agent/types.js';
 import { Uploader } from '../beacon-agent/uploader.js';
-import { startGateway, type Gateway } from '../gateway/runtime.js';
+import { bleIdentity, startGateway, type Gateway } from './support/gateway.js';
 import { eventually, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
 import { daytimeZone } from './support/daytime.js';
@@ -66,7 +66,7 @@ describe('a store hour on the embedded backends', () => {
       if (i < 25) {
         const m = await ok('POST', '/members', { phone: `+1415555${String(6000 + i)}`, timeZone: 'America/New_York' });
         await grantConsents(gw, m.id, m.phone, ['ble_detection', 'sms_marketing']);
-        const key = await ok('GET', `/members/${m.id}/ble-identity`);
+        const key = (await bleIdentity(gw, m.id)).body;
         apps.push({ identityKey: Buffer.from(key.identityKey, 'base64'), k: key.rotationExponent });
         memberIds.push(m.id);
       } else {
@@ -202,7 +202,7 @@ describe('the agent process', () => {
       const timeZone = daytimeZone();
       const m = await ok('POST', '/members', { phone: '+14155557001', timeZone });
       await grantConsents(gw, m.id, m.phone, ['ble_detection', 'sms_marketing']);
-      const key = await ok('GET', `/members/${m.id}/ble-identity`);
+      const key = (await bleIdentity(gw, m.id)).body;
       const app = { identityKey: Buffer.from(key.identityKey, 'base64'), k: key.rotationExponent };
 
       // Two minutes of the member standing by the box, ending now, plus a pair of headphones: as JSON lines.

@@ -16,7 +16,7 @@ import {
 import type { IngestBatch, PresenceEvent } from '../beacon-agent/types.js';
 import { Uploader, backoffDelay, batchIdOf, systemClock, type FlushResult, type LogLevel, type UploaderOptions } from '../beacon-agent/uploader.js';
 import { loadConfig } from '../gateway/config.js';
-import { startGateway, type Gateway } from '../gateway/runtime.js';
+import { bleIdentity, startGateway, type Gateway } from './support/gateway.js';
 import { isolatedConfig } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
 
@@ -430,7 +430,7 @@ describe('uploader against the real gateway', () => {
       const { agent, privateKey } = await ok('POST', '/agents', { storeId: store.id, name: 'box' });
       const member = await ok('POST', '/members', { phone: '+14155557001', timeZone: 'America/New_York' });
       await grantConsents(gw, member.id, member.phone, ['ble_detection']);
-      const identity = await ok('GET', `/members/${member.id}/ble-identity`);
+      const identity = (await bleIdentity(gw, member.id)).body;
       const key = Buffer.from(identity.identityKey, 'base64');
 
       const t0 = Date.now() - 20 * 60_000;

@@ -1,7 +1,7 @@
 // Campaigns through the API: every kind defined, bad ones refused at their exact path, versions, status
 // changes, and check-ins triggering exactly the offers the rules say, with decisions that explain themselves.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type Gateway } from '../gateway/runtime.js';
+import { startGateway, type Gateway } from './support/gateway.js';
 import { backends, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
 

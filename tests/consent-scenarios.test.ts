@@ -5,7 +5,7 @@ import twilio from 'twilio';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sendSystemSmsJob } from '../gateway/domain/deliveries.js';
 import { MEMBER_TABLES } from '../gateway/domain/privacy.js';
-import { startGateway, type Gateway } from '../gateway/runtime.js';
+import { startGateway, type Gateway } from './support/gateway.js';
 import { backends, eventually, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents, replySms } from './support/consent.js';
 import { daytimeZone } from './support/daytime.js';

@@ -2,7 +2,7 @@
 import twilioLib from 'twilio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendSmsJob } from '../gateway/domain/deliveries.js';
-import { startGateway, type Gateway } from '../gateway/runtime.js';
+import { startGateway, type Gateway } from './support/gateway.js';
 import { backends, eventually, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
 import { startTwilioStandIn, type Failure, type TwilioStandIn } from './support/twilio-standin.js';

@@ -10,7 +10,7 @@ import { loadPrivateKey, signRequest } from '../beacon-agent/signing.js';
 import type { PresenceEvent } from '../beacon-agent/types.js';
 import { closeStaleZonePresence, ingestPresence } from '../gateway/domain/detections.js';
 import { EidRegistry } from '../gateway/domain/eid-registry.js';
-import { startGateway, type Gateway } from '../gateway/runtime.js';
+import { bleIdentity, startGateway, type Gateway } from './support/gateway.js';
 import { backends, eventually, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
 
@@ -51,7 +51,7 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
   };
 
   const keyOf = async (memberId: string) => {
-    const res = await ok('GET', `/members/${memberId}/ble-identity`);
+    const res = (await bleIdentity(gw, memberId)).body;
     return { key: Buffer.from(res.identityKey, 'base64'), k: res.rotationExponent as number };
   };
   const eidAt = (k: { key: Buffer; k: number }, at: Date) => eidHex(k.key, k.k, Math.floor(at.getTime() / 1000));
@@ -156,7 +156,7 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
 
     // Withdrawing destroys the key: the member's phone is a stranger again, at once.
     await ok('POST', `/members/${member}/consents`, { purpose: 'ble_detection', action: 'withdraw', source: 'app' });
-    expect((await call('GET', `/members/${member}/ble-identity`)).body.error.code).toBe('CONSENT_REQUIRED');
+    expect((await bleIdentity(gw, member)).body.error?.code).toBe('CONSENT_REQUIRED');
     expect(await count('SELECT count(*)::int n FROM member_identity_keys WHERE member_id = $1', [member])).toBe(0);
     clock = new Date(START.getTime() + MIN);
     const after = await upload(box, [event(box, eidAt(key, clock), 'dwell', clock)]);

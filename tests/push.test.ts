@@ -10,7 +10,7 @@ import { openDatabase } from '../gateway/db/open.js';
 import { sendPushJob } from '../gateway/domain/push-deliveries.js';
 import { checkEndpoint } from '../gateway/domain/push-subscriptions.js';
 import { vapidKeys } from '../gateway/push/open.js';
-import { startGateway, type Gateway } from '../gateway/runtime.js';
+import { startGateway, type Gateway } from './support/gateway.js';
 import { backends, eventually, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
 import { startPushStandIn, type PushStandIn, type StandInSubscription } from './support/push-standin.js';

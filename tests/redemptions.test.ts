@@ -2,7 +2,7 @@
 // store, voids as rows of their own within a window (the coupon live again), and redemption budgets that
 // concurrent tills never overrun.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type Gateway } from '../gateway/runtime.js';
+import { startGateway, type Gateway } from './support/gateway.js';
 import { backends, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
 

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { holdoutBucket } from '../campaign-rules/index.js';
-import { startGateway, type Gateway } from '../gateway/runtime.js';
+import { startGateway, type Gateway } from './support/gateway.js';
 import { backends, eventually, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
 

@@ -1,7 +1,7 @@
 // The thin slice through HTTP: store and geofence, campaign, member and consents, check-in, SMS, redemption.
 import { checkCharacter } from '../gateway/domain/coupons.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type Gateway } from '../gateway/runtime.js';
+import { startGateway, type Gateway } from './support/gateway.js';
 import { backends, eventually, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
 import { startTwilioStandIn, type TwilioStandIn } from './support/twilio-standin.js';

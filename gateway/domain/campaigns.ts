@@ -7,9 +7,12 @@ import type { CampaignDefinition, CampaignInput, CampaignView } from '../http/ca
 import { AppError, invalid } from '../errors.js';
 import type { Database, Sql } from '../db/database.js';
 import { toEngineGeofence, type GeofenceRow } from './geofences.js';
+import { HOUSE_BRAND_ID } from './merchants.js';
 
 export interface Normalized {
   name: string;
+  /** The brand that runs the campaign. */
+  merchantId: string;
   definition: CampaignDefinition;
   offer: { title: string; message: string; validDays: number };
 }
@@ -18,19 +21,29 @@ export interface Normalized {
 const defaultSources = (kind: CampaignInput['trigger']['kind']): EventSource[] =>
   kind === 'zone_enter' || kind === 'zone_dwell' ? ['ble_zone', 'app_beacon'] : ['gps'];
 
-/** Checks references and meaning, fills defaults; throws with every problem at its path. Saves nothing. */
-export async function normalizeCampaign(db: Sql, input: CampaignInput, defaultValidDays: number): Promise<Normalized> {
+/**
+ * Checks references and meaning, fills defaults; throws with every problem at its path. Saves nothing.
+ * `brandId`: the brand the campaign belongs to (a marketer's own; an existing campaign's); null lets the store
+ * decide, or the house brand without one. Stores, geofences and zones of other merchants do not exist for it.
+ */
+export async function normalizeCampaign(db: Sql, input: CampaignInput, defaultValidDays: number, brandId: string | null = null): Promise<Normalized> {
   let storeZone: string | null = null;
+  const problems: Problem[] = [];
+  let brand = brandId ?? HOUSE_BRAND_ID;
   if (input.storeId) {
-    const [store] = await db.query<{ time_zone: string }>('SELECT time_zone FROM stores WHERE id = $1', [input.storeId]);
+    const [store] = await db.query<{ time_zone: string; merchant_id: string; kind: string }>(
+      'SELECT s.time_zone, s.merchant_id, m.kind FROM stores s JOIN merchants m ON m.id = s.merchant_id WHERE s.id = $1', [input.storeId],
+    );
     if (!store) throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
     storeZone = store.time_zone;
+    if (brandId === null) brand = store.merchant_id;
+    if (store.merchant_id !== brand) problems.push({ path: '/storeId', problem: `store ${input.storeId} belongs to another merchant than the campaign` });
+    else if (store.kind !== 'brand') problems.push({ path: '/storeId', problem: `store ${input.storeId} belongs to a partner; campaigns are run by brands` });
   }
-  const problems: Problem[] = [];
   let geofenceIds: string[] = [];
   if (input.geofenceIds) {
     geofenceIds = [...new Set(input.geofenceIds)];
-    const found = new Set((await db.query<{ id: string }>('SELECT id FROM geofences WHERE id = ANY($1::uuid[])', [geofenceIds])).map((r) => r.id));
+    const found = new Set((await db.query<{ id: string }>('SELECT id FROM geofences WHERE id = ANY($1::uuid[]) AND merchant_id = $2', [geofenceIds, brand])).map((r) => r.id));
     input.geofenceIds.forEach((id, i) => {
       if (!found.has(id)) problems.push({ path: `/geofenceIds/${i}`, problem: `geofence ${id} does not exist` });
     });
@@ -39,7 +52,9 @@ export async function normalizeCampaign(db: Sql, input: CampaignInput, defaultVa
   }
   const trigger = input.trigger;
   if (trigger.kind === 'zone_enter' || trigger.kind === 'zone_dwell') {
-    const found = new Set((await db.query<{ id: string }>('SELECT id FROM zones WHERE id = ANY($1::uuid[])', [trigger.zoneIds])).map((r) => r.id));
+    const found = new Set((await db.query<{ id: string }>(
+      'SELECT z.id FROM zones z JOIN stores s ON s.id = z.store_id WHERE z.id = ANY($1::uuid[]) AND s.merchant_id = $2', [trigger.zoneIds, brand],
+    )).map((r) => r.id));
     trigger.zoneIds.forEach((id, i) => {
       if (!found.has(id)) problems.push({ path: `/trigger/zoneIds/${i}`, problem: `zone ${id} does not exist` });
     });
@@ -56,9 +71,11 @@ export async function normalizeCampaign(db: Sql, input: CampaignInput, defaultVa
   for (const [min, max] of [['minVisits', 'maxVisits'], ['minDaysSinceLastVisit', 'maxDaysSinceLastVisit'], ['minLifetimeRedemptions', 'maxLifetimeRedemptions']] as const) {
     if (a[min] !== undefined && a[max] !== undefined && a[min] > a[max]) problems.push({ path: `/audience/${max}`, problem: `must not be below ${min}` });
   }
+  problems.push(...await allianceProblems(db, input));
   if (problems.length > 0) throw invalid(...problems.map((p) => ({ field: `body${p.path}`, problem: p.problem })));
   return {
     name: input.name,
+    merchantId: brand,
     definition: {
       storeId: input.storeId ?? null,
       geofenceIds,
@@ -74,13 +91,34 @@ export async function normalizeCampaign(db: Sql, input: CampaignInput, defaultVa
       caps: input.caps ?? {},
       budget: input.budget ?? {},
       holdoutPercent: input.holdoutPercent ?? 0,
+      ...(input.alliance ? { alliance: { offerIds: [...new Set(input.alliance.offerIds)], near: input.alliance.near, withinM: input.alliance.withinM } } : {}),
     },
     offer: { title: input.offer.title, message: input.offer.message, validDays: input.offer.validDays ?? defaultValidDays },
   };
 }
 
+/**
+ * A campaign's alliance offers must be published (withdrawn ones can no longer be chosen); whether one is valid
+ * and has budget left is decided at each decision. Measuring from the store needs a store.
+ */
+async function allianceProblems(db: Sql, input: CampaignInput): Promise<Problem[]> {
+  if (!input.alliance) return [];
+  const problems: Problem[] = [];
+  if (input.alliance.near === 'store' && !input.storeId) {
+    problems.push({ path: '/alliance/near', problem: "is 'store' but the campaign has no storeId; give one, or use 'member'" });
+  }
+  const published = new Set((await db.query<{ id: string }>(
+    `SELECT id FROM alliance_offers WHERE id = ANY($1::uuid[]) AND status = 'published'`, [input.alliance.offerIds],
+  )).map((r) => r.id));
+  input.alliance.offerIds.forEach((id, i) => {
+    if (!published.has(id)) problems.push({ path: `/alliance/offerIds/${i}`, problem: `alliance offer ${id} does not exist or was withdrawn` });
+  });
+  return problems;
+}
+
 interface CampaignRow {
   id: string;
+  merchant_id: string;
   name: string;
   status: CampaignStatus;
   version: number;
@@ -103,6 +141,7 @@ const offerView = (r: Pick<CampaignRow, 'offer_id' | 'offer_title' | 'offer_mess
 
 const toView = (r: CampaignRow): CampaignView => ({
   id: r.id,
+  merchantId: r.merchant_id,
   name: r.name,
   status: r.status,
   version: r.version,
@@ -119,10 +158,12 @@ async function saveVersion(tx: Sql, id: string, version: number, n: Normalized) 
   ]);
 }
 
-export async function createCampaign(db: Database, input: CampaignInput, defaultValidDays: number): Promise<CampaignView> {
+export async function createCampaign(db: Database, input: CampaignInput, defaultValidDays: number, brandId: string | null = null): Promise<CampaignView> {
   return db.transaction(async (tx) => {
-    const n = await normalizeCampaign(tx, input, defaultValidDays);
-    const [c] = await tx.query<{ id: string }>(`INSERT INTO campaigns (name, status, definition) VALUES ($1, 'active', $2) RETURNING id`, [n.name, n.definition]);
+    const n = await normalizeCampaign(tx, input, defaultValidDays, brandId);
+    const [c] = await tx.query<{ id: string }>(
+      `INSERT INTO campaigns (name, status, definition, merchant_id) VALUES ($1, 'active', $2, $3) RETURNING id`, [n.name, n.definition, n.merchantId],
+    );
     await saveVersion(tx, c!.id, 1, n);
     return getCampaign(tx, c!.id);
   });
@@ -131,10 +172,13 @@ export async function createCampaign(db: Database, input: CampaignInput, default
 /** An edit: a new version with its own definition and offer; decisions made before keep naming the old one. */
 export async function updateCampaign(db: Database, id: string, input: CampaignInput, defaultValidDays: number): Promise<CampaignView> {
   return db.transaction(async (tx) => {
-    const [cur] = await tx.query<{ status: CampaignStatus; version: number }>('SELECT status, version FROM campaigns WHERE id = $1 FOR UPDATE', [id]);
+    const [cur] = await tx.query<{ status: CampaignStatus; version: number; merchant_id: string }>(
+      'SELECT status, version, merchant_id FROM campaigns WHERE id = $1 FOR UPDATE', [id],
+    );
     if (!cur) throw new AppError('CAMPAIGN_NOT_FOUND', `campaign ${id} does not exist`);
     if (cur.status === 'archived') throw new AppError('CAMPAIGN_STATE_CONFLICT', `campaign ${id} is archived and cannot be edited`);
-    const n = await normalizeCampaign(tx, input, defaultValidDays);
+    // A campaign stays with its brand.
+    const n = await normalizeCampaign(tx, input, defaultValidDays, cur.merchant_id);
     const version = cur.version + 1;
     await saveVersion(tx, id, version, n);
     await tx.query('UPDATE campaigns SET name = $2, definition = $3, version = $4, updated_at = now() WHERE id = $1', [id, n.name, n.definition, version]);
@@ -167,11 +211,12 @@ export async function getCampaign(db: Sql, id: string): Promise<CampaignView> {
   return toView(row);
 }
 
-export async function listCampaigns(db: Sql, filter: { status?: CampaignStatus; storeId?: string }): Promise<CampaignView[]> {
+export async function listCampaigns(db: Sql, filter: { status?: CampaignStatus; storeId?: string; merchantId?: string | null }): Promise<CampaignView[]> {
   const rows = await db.query<CampaignRow>(
     `${SELECT} WHERE ($1::text IS NULL OR c.status = $1) AND ($2::text IS NULL OR c.definition->>'storeId' = $2)
+       AND ($3::uuid IS NULL OR c.merchant_id = $3)
      ORDER BY c.created_at DESC, c.id LIMIT 1000`,
-    [filter.status ?? null, filter.storeId ?? null],
+    [filter.status ?? null, filter.storeId ?? null, filter.merchantId ?? null],
   );
   return rows.map(toView);
 }
@@ -217,6 +262,7 @@ export function toEngineCampaign(v: CampaignView, fences: ReadonlyMap<string, Ge
     budget: d.budget,
     holdoutPercent: d.holdoutPercent,
     offer: { id: v.offer.id, kind: 'coupon', title: v.offer.title, message: v.offer.message, validDays: v.offer.validDays },
+    ...(d.alliance ? { alliance: { ...d.alliance, storeId: d.storeId } } : {}),
   };
 }
 

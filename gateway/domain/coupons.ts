@@ -54,6 +54,8 @@ export interface Redemption {
   memberId: string;
   campaignId: string;
   storeId: string;
+  /** The registered till (POST /stores/:id/tills) that redeemed it, if the request named one. */
+  tillId: string | null;
   tillRef: string | null;
   transactionId: string | null;
   requestId: string | null;
@@ -68,14 +70,20 @@ interface CouponRow {
   member_id: string;
   campaign_id: string;
   expires_at: Date;
+  /** A campaign coupon's store, when its campaign names one; null for an alliance coupon. */
   campaign_store_id: string | null;
   max_redemptions: number | null;
+  /** Whose coupon it is: the campaign's brand, or for an alliance coupon the partner. */
+  owner_id: string;
+  alliance_offer_id: string | null;
+  offer_max_redemptions: number | null;
 }
 
 interface RedemptionRow {
   id: string;
   coupon_id: string;
   store_id: string;
+  till_id: string | null;
   till_ref: string | null;
   transaction_id: string | null;
   request_id: string | null;
@@ -86,6 +94,8 @@ interface RedemptionRow {
 export interface RedeemInput {
   code: string;
   storeId: string;
+  /** A registered till of the store. */
+  tillId?: string;
   tillRef?: string;
   /** The till's own id for the sale: unique per store. */
   transactionId?: string;
@@ -96,7 +106,7 @@ export interface RedeemInput {
 }
 
 const view = (r: RedemptionRow, c: Pick<CouponRow, 'code' | 'member_id' | 'campaign_id'>): Redemption => ({
-  id: r.id, couponCode: c.code, memberId: c.member_id, campaignId: c.campaign_id, storeId: r.store_id, tillRef: r.till_ref,
+  id: r.id, couponCode: c.code, memberId: c.member_id, campaignId: c.campaign_id, storeId: r.store_id, tillId: r.till_id ?? null, tillRef: r.till_ref,
   transactionId: r.transaction_id, requestId: r.request_id, amount: r.amount ?? null, redeemedAt: r.redeemed_at.toISOString(),
 });
 
@@ -110,10 +120,15 @@ async function byRequest(db: Sql, storeId: string, requestId: string): Promise<{
 
 /**
  * Redeems a coupon once. The database holds it to that: the coupon's row is locked, each redemption carries
- * its attempt number (1 + the voids before it) under a unique constraint, and a campaign's redemption budget
- * moves by an atomic conditional update. A request id sent again returns the first answer.
+ * its attempt number (1 + the voids before it) under a unique constraint, and a campaign's (and an alliance
+ * offer's) redemption budget moves by an atomic conditional update. A request id sent again returns the first answer.
+ *
+ * A coupon is redeemable only at stores of the merchant that owns it: a campaign's at its brand's stores (only at
+ * the campaign's store when it names one), an alliance coupon at its offer's stores. At another merchant's store
+ * the caller (`callerMerchantId`; null for an administrator) is told the code does not exist, exactly as for an
+ * unknown code; only an administrator hears that it is valid elsewhere.
  */
-export async function redeemCoupon(db: Database, input: RedeemInput, now: Date): Promise<Redemption> {
+export async function redeemCoupon(db: Database, input: RedeemInput, now: Date, callerMerchantId: string | null = null): Promise<Redemption> {
   const code = normalizeCouponCode(input.code.replace(/^COUPON:/i, ''));
   if (!isWellFormedCode(code)) {
     throw new AppError('COUPON_CODE_INVALID', `${input.code} is not a coupon code: a character is wrong or missing`);
@@ -133,9 +148,11 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date):
     // A campaign with a redemption budget gets its counter (from the live rows) if it has none; one without a
     // budget loses any counter an earlier version left, which would go stale.
     text: `WITH c AS (
-             SELECT c.id, c.code, c.member_id, c.campaign_id, c.expires_at, camp.definition->>'storeId' AS campaign_store_id,
-                    (camp.definition->'budget'->>'maxRedemptions')::int AS max_redemptions
-               FROM coupons c JOIN campaigns camp ON camp.id = c.campaign_id
+             SELECT c.id, c.code, c.member_id, c.campaign_id, c.expires_at,
+                    CASE WHEN c.alliance_offer_id IS NULL THEN camp.definition->>'storeId' END AS campaign_store_id,
+                    (camp.definition->'budget'->>'maxRedemptions')::int AS max_redemptions,
+                    coalesce(ao.merchant_id, camp.merchant_id) AS owner_id, c.alliance_offer_id, ao.max_redemptions AS offer_max_redemptions
+               FROM coupons c JOIN campaigns camp ON camp.id = c.campaign_id LEFT JOIN alliance_offers ao ON ao.id = c.alliance_offer_id
               WHERE c.code = $1
               FOR UPDATE OF c),
            counter AS (
@@ -151,40 +168,65 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date):
     return await db.transaction(async (tx, opened) => {
       const coupon = opened[0] as CouponRow | undefined;
       if (!coupon) throw new AppError('COUPON_NOT_FOUND', `no coupon has code ${code}`);
-      // Every check, the budget's conditional update and the insert, in one statement: the insert and the budget
+      // Every check, the budgets' conditional updates and the insert, in one statement: the insert and the budgets
       // move only if every check passes; what failed comes back, and is answered in the order below.
       const [r] = await tx.query<{
         earlier: (RedemptionRow & { code: string; member_id: string; campaign_id: string }) | null; live: { redeemed_at: string; store_id: string } | null;
-        store_exists: boolean; budget_ok: boolean; inserted: (Omit<RedemptionRow, 'redeemed_at'> & { redeemed_at: string }) | null;
+        store_merchant_id: string | null; till_store_id: string | null; offer_store_ids: string[] | null; budget_ok: boolean; offer_budget_ok: boolean;
+        inserted: (Omit<RedemptionRow, 'redeemed_at'> & { redeemed_at: string }) | null;
       }>(
         `WITH earlier AS (
            SELECT r.*, c.code, c.member_id, c.campaign_id FROM redemptions r JOIN coupons c ON c.id = r.coupon_id
             WHERE $9::text IS NOT NULL AND r.store_id = $2 AND r.request_id = $9),
          live AS (SELECT redeemed_at, store_id FROM live_redemptions WHERE coupon_id = $1),
+         store AS (SELECT merchant_id FROM stores WHERE id = $2),
+         till AS (SELECT store_id FROM tills WHERE id = $15::uuid),
          ok AS (
            SELECT NOT EXISTS (SELECT 1 FROM earlier) AND NOT EXISTS (SELECT 1 FROM live) AND $4::timestamptz < $5::timestamptz
-                  AND EXISTS (SELECT 1 FROM stores WHERE id = $2) AND ($6::uuid IS NULL OR $6::uuid = $2) AS passed),
+                  AND coalesce((SELECT merchant_id = $12::uuid FROM store), false) AND ($6::uuid IS NULL OR $6::uuid = $2)
+                  AND ($13::uuid IS NULL OR EXISTS (SELECT 1 FROM alliance_offer_stores WHERE offer_id = $13::uuid AND store_id = $2))
+                  AND ($15::uuid IS NULL OR coalesce((SELECT store_id = $2 FROM till), false)) AS passed),
          budget AS (
            UPDATE campaign_redemption_counts SET redeemed = redeemed + 1
             WHERE campaign_id = $3 AND $7::int IS NOT NULL AND redeemed < $7 AND (SELECT passed FROM ok) RETURNING 1),
+         offer_budget AS (
+           UPDATE alliance_offers SET redeemed = redeemed + 1
+            WHERE id = $13::uuid AND $14::int IS NOT NULL AND redeemed < $14 AND (SELECT passed FROM ok) RETURNING 1),
          inserted AS (
-           INSERT INTO redemptions (coupon_id, store_id, till_ref, transaction_id, request_id, redeemed_at, attempt, amount)
-           SELECT $1, $2, $8, $10, $9, $4, 1 + (SELECT count(*) FROM redemption_voids WHERE coupon_id = $1), $11
+           INSERT INTO redemptions (coupon_id, store_id, till_ref, transaction_id, request_id, redeemed_at, attempt, amount, till_id)
+           SELECT $1, $2, $8, $10, $9, $4, 1 + (SELECT count(*) FROM redemption_voids WHERE coupon_id = $1), $11, $15::uuid
             WHERE (SELECT passed FROM ok) AND ($7::int IS NULL OR EXISTS (SELECT 1 FROM budget))
+              AND ($14::int IS NULL OR EXISTS (SELECT 1 FROM offer_budget))
            RETURNING *)
          SELECT (SELECT row_to_json(earlier) FROM earlier) AS earlier, (SELECT row_to_json(live) FROM live) AS live,
-                EXISTS (SELECT 1 FROM stores WHERE id = $2) AS store_exists, ($7::int IS NULL OR EXISTS (SELECT 1 FROM budget)) AS budget_ok,
+                (SELECT merchant_id FROM store) AS store_merchant_id, (SELECT store_id FROM till) AS till_store_id,
+                CASE WHEN $13::uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM alliance_offer_stores WHERE offer_id = $13::uuid AND store_id = $2)
+                     THEN ARRAY(SELECT store_id FROM alliance_offer_stores WHERE offer_id = $13::uuid ORDER BY store_id)::text[] END AS offer_store_ids,
+                ($7::int IS NULL OR EXISTS (SELECT 1 FROM budget)) AS budget_ok, ($14::int IS NULL OR EXISTS (SELECT 1 FROM offer_budget)) AS offer_budget_ok,
                 (SELECT row_to_json(inserted) FROM inserted) AS inserted`,
         [coupon.id, input.storeId, coupon.campaign_id, now, coupon.expires_at, coupon.campaign_store_id, coupon.max_redemptions,
-          input.tillRef ?? null, input.requestId ?? null, input.transactionId ?? null, input.amount ?? null],
+          input.tillRef ?? null, input.requestId ?? null, input.transactionId ?? null, input.amount ?? null,
+          coupon.owner_id, coupon.alliance_offer_id, coupon.offer_max_redemptions, input.tillId ?? null],
       );
       const asRow = <T extends { redeemed_at: string | Date }>(x: T) => ({ ...x, redeemed_at: new Date(x.redeemed_at) }) as unknown as RedemptionRow;
+      if (!r!.store_merchant_id) throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
+      // Another merchant's coupon: before anything that would tell it exists (even a reused request id).
+      if (r!.store_merchant_id !== coupon.owner_id) {
+        if (callerMerchantId !== null) throw new AppError('COUPON_NOT_FOUND', `no coupon has code ${code}`);
+        throw new AppError('COUPON_NOT_VALID_AT_STORE', `coupon ${code} belongs to merchant ${coupon.owner_id}, not to the store's merchant`, {
+          merchantId: coupon.owner_id,
+        });
+      }
       // The same request, sent again (also while the first was still running, waiting on the lock): the first answer.
       if (r!.earlier) {
         if (r!.earlier.code !== code) {
           throw new AppError('REQUEST_ID_REUSED', `request ${input.requestId} already redeemed another coupon`, { couponCode: r!.earlier.code });
         }
         return view(asRow(r!.earlier), r!.earlier);
+      }
+      if (input.tillId && r!.till_store_id !== input.storeId) {
+        if (!r!.till_store_id) throw new AppError('TILL_NOT_FOUND', `till ${input.tillId} does not exist`);
+        throw new AppError('TILL_AT_OTHER_STORE', `till ${input.tillId} is not at store ${input.storeId}`, { tillStoreId: r!.till_store_id });
       }
       if (r!.live) {
         throw new AppError('COUPON_ALREADY_REDEEMED', `coupon ${code} was already redeemed`, {
@@ -197,10 +239,18 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date):
           expiresAt: coupon.expires_at.toISOString(),
         });
       }
-      if (!r!.store_exists) throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
+      // The stores named below are the coupon owner's, which is the store's merchant: never another merchant's.
       if (coupon.campaign_store_id && coupon.campaign_store_id !== input.storeId) {
         throw new AppError('COUPON_NOT_VALID_AT_STORE', `coupon ${code} is valid only at store ${coupon.campaign_store_id}`, {
           validAt: coupon.campaign_store_id,
+        });
+      }
+      if (r!.offer_store_ids) {
+        throw new AppError('COUPON_NOT_VALID_AT_STORE', `coupon ${code} is valid only at the alliance offer's stores`, { validAtStores: r!.offer_store_ids });
+      }
+      if (!r!.offer_budget_ok) {
+        throw new AppError('BUDGET_EXHAUSTED', `the alliance offer's ${coupon.offer_max_redemptions} redemptions are used up`, {
+          allianceOfferId: coupon.alliance_offer_id, maxRedemptions: coupon.offer_max_redemptions,
         });
       }
       if (!r!.budget_ok || !r!.inserted) {
@@ -236,8 +286,8 @@ export interface Void {
 export async function voidRedemption(db: Database, redemptionId: string, input: { storeId: string; reason?: string }, now: Date, windowMinutes: number): Promise<Void> {
   try {
     return await db.transaction(async (tx) => {
-      const [r] = await tx.query<RedemptionRow & { code: string; campaign_id: string }>(
-        `SELECT r.*, c.code, c.campaign_id FROM redemptions r JOIN coupons c ON c.id = r.coupon_id WHERE r.id = $1 FOR UPDATE OF c`,
+      const [r] = await tx.query<RedemptionRow & { code: string; campaign_id: string; alliance_offer_id: string | null }>(
+        `SELECT r.*, c.code, c.campaign_id, c.alliance_offer_id FROM redemptions r JOIN coupons c ON c.id = r.coupon_id WHERE r.id = $1 FOR UPDATE OF c`,
         [redemptionId],
       );
       if (!r) throw new AppError('REDEMPTION_NOT_FOUND', `redemption ${redemptionId} does not exist`);
@@ -249,7 +299,12 @@ export async function voidRedemption(db: Database, redemptionId: string, input: 
         'INSERT INTO redemption_voids (redemption_id, coupon_id, store_id, reason, voided_at) VALUES ($1, $2, $3, $4, $5) RETURNING id, voided_at',
         [r.id, r.coupon_id, input.storeId, input.reason ?? null, now],
       );
-      await tx.query('UPDATE campaign_redemption_counts SET redeemed = redeemed - 1 WHERE campaign_id = $1', [r.campaign_id]);
+      // The budgets' counters give one back: the campaign's, and an alliance offer's where it keeps one.
+      await tx.query(
+        `WITH offer AS (UPDATE alliance_offers SET redeemed = redeemed - 1 WHERE id = $2::uuid AND max_redemptions IS NOT NULL)
+         UPDATE campaign_redemption_counts SET redeemed = redeemed - 1 WHERE campaign_id = $1`,
+        [r.campaign_id, r.alliance_offer_id],
+      );
       return { id: v!.id, redemptionId: r.id, couponCode: r.code, storeId: input.storeId, reason: input.reason ?? null, voidedAt: v!.voided_at.toISOString() };
     });
   } catch (err) {

@@ -6,6 +6,7 @@ import {
 import type { ConsentCheck, ConsentState } from '../../consent/index.js';
 import { CHANNEL_PURPOSE, checkConsent, isQuiet, nextAllowed } from '../../consent/index.js';
 import type { Sql } from '../db/database.js';
+import { allianceCandidates, reserveOffer, type Candidates, type Reserved } from './alliance.js';
 import { newCouponCode } from './coupons.js';
 import type { Deps } from './deps.js';
 import { composeSms } from './messages.js';
@@ -17,10 +18,19 @@ import { memberRfm } from './rfm.js';
 export type Outcome = 'offer_queued' | 'held_out' | 'no_match' | 'not_sent' | 'dropped';
 
 export interface DecisionTrace {
-  consent: Partial<Record<'location' | 'ble_detection' | 'sms_marketing' | 'push_marketing', ConsentCheck>>;
+  consent: Partial<Record<'location' | 'ble_detection' | 'sms_marketing' | 'push_marketing' | 'partner_offers', ConsentCheck>>;
   event?: Record<string, unknown>;
   /** Candidates listening to other triggers, or more than FAR_M away, are counted, not listed. */
   evaluation?: Omit<Evaluation, 'candidates'> & { candidates: CandidateTrace[]; otherTriggers: number; farAway: number };
+  /** An alliance campaign won: the partner offers it could hand out, nearest first, and the one it did. */
+  alliance?: {
+    near: 'store' | 'member';
+    withinM: number;
+    from: Candidates['from'];
+    origin: Candidates['origin'];
+    candidates: Candidates['offers'];
+    chosen?: { offerId: string; partnerId: string; storeId: string; distanceM: number };
+  };
   note?: string;
 }
 
@@ -200,11 +210,35 @@ export async function decide(
   }
   const campaign = prepared.campaigns.find((c) => c.id === chosen.campaignId)!;
   const ref = { campaignId: campaign.id, campaignVersion: campaign.version };
+  // A partner's offer goes only to members who agreed to partners' offers: without that the member could never be
+  // treated, so is not a control either.
+  if (campaign.alliance) {
+    const partner = checkConsent(consent, ['partner_offers']);
+    trace.consent.partner_offers = partner;
+    if (!partner.allowed) {
+      trace.note = `the campaign sends a partner's offer and partner_offers consent is ${partner.reason === 'CONSENT_WITHDRAWN' ? 'withdrawn' : 'not granted'}`;
+      return { decision: await insertDecision(tx, { ...base, ...ref, outcome: 'not_sent', reasonCode: 'PARTNER_CONSENT_REQUIRED' }), deliveryId: null };
+    }
+  }
   // In the member's quiet hours nobody is treated, so the control group below stays comparable.
   if (isQuiet(now, member.timeZone)) {
     const next = nextAllowed(now, member.timeZone);
     trace.note = `quiet hours in ${member.timeZone} until ${next?.toISOString() ?? 'never'}`;
     return { decision: await insertDecision(tx, { ...base, ...ref, outcome: 'not_sent', reasonCode: 'QUIET_HOURS' }), deliveryId: null };
+  }
+  // Likewise with no partner offer to hand out: nobody could be treated.
+  let candidates: Candidates | null = null;
+  if (campaign.alliance) {
+    candidates = await allianceCandidates(tx, campaign.alliance, event, now);
+    trace.alliance = {
+      near: campaign.alliance.near, withinM: campaign.alliance.withinM, from: candidates.from, origin: candidates.origin, candidates: candidates.offers,
+    };
+    if (candidates.offers.length === 0) {
+      trace.note = candidates.origin
+        ? `none of the campaign's partner offers is published, valid, within budget and redeemable within ${campaign.alliance.withinM} m`
+        : 'the member\'s position at the event is unknown, so no partner offer can be measured from it';
+      return { decision: await insertDecision(tx, { ...base, ...ref, outcome: 'not_sent', reasonCode: 'ALLIANCE_OFFER_UNAVAILABLE' }), deliveryId: null };
+    }
   }
   if (chosen.heldOut) {
     return { decision: await insertDecision(tx, { ...base, ...ref, outcome: 'held_out', reasonCode: 'HOLDOUT' }), deliveryId: null };
@@ -217,12 +251,31 @@ export async function decide(
       return { decision: await insertDecision(tx, { ...base, ...ref, outcome: 'not_sent', reasonCode: 'BUDGET_EXHAUSTED' }), deliveryId: null };
     }
   }
+  let partnerOffer: Reserved | null = null;
+  if (candidates && trace.alliance) {
+    // Nearest first; one that ran out or was withdrawn since the read above gives way to the next.
+    for (const c of candidates.offers) {
+      partnerOffer = await reserveOffer(tx, c.offerId, now);
+      if (partnerOffer) {
+        trace.alliance.chosen = { offerId: c.offerId, partnerId: partnerOffer.merchantId, storeId: c.storeId, distanceM: c.distanceM };
+        break;
+      }
+    }
+    if (!partnerOffer) {
+      trace.note = "the campaign's partner offers ran out or were withdrawn while deciding";
+      return { decision: await insertDecision(tx, { ...base, ...ref, outcome: 'not_sent', reasonCode: 'ALLIANCE_OFFER_UNAVAILABLE' }), deliveryId: null };
+    }
+  }
   const decision = await insertDecision(tx, { ...base, ...ref, outcome: 'offer_queued', reasonCode: null });
-  const expiresAt = new Date(now.getTime() + campaign.offer.validDays * 86_400_000);
-  const code = await issueCoupon(tx, { offerId: campaign.offer.id, campaignId: campaign.id, memberId: member.id, decisionId: decision.id, now, expiresAt });
+  const offer = partnerOffer ?? campaign.offer;
+  let expiresAt = new Date(now.getTime() + offer.validDays * 86_400_000);
+  if (partnerOffer && partnerOffer.validTo < expiresAt) expiresAt = partnerOffer.validTo;
+  const code = await issueCoupon(tx, {
+    offerId: campaign.offer.id, campaignId: campaign.id, memberId: member.id, decisionId: decision.id, now, expiresAt, allianceOfferId: partnerOffer?.id ?? null,
+  });
   const body = chosen.channel === 'push'
-    ? composePush(campaign.offer.title, campaign.offer.message, code, expiresAt, member.timeZone)
-    : composeSms(deps.config.programName, campaign.offer.message, code, expiresAt, member.timeZone);
+    ? composePush(offer.title, offer.message, code, expiresAt, member.timeZone)
+    : composeSms(deps.config.programName, offer.message, code, expiresAt, member.timeZone);
   const [delivery] = await tx.query<{ id: string }>(
     // created_at on the gateway's clock: the worker measures the offer's age against that same clock.
     // fresh_until: the freshness budget runs from the detection or fix that triggered the offer.
@@ -237,15 +290,15 @@ export async function decide(
 
 async function issueCoupon(
   tx: Sql,
-  c: { offerId: string; campaignId: string; memberId: string; decisionId: string; now: Date; expiresAt: Date },
+  c: { offerId: string; campaignId: string; memberId: string; decisionId: string; now: Date; expiresAt: Date; allianceOfferId: string | null },
 ): Promise<string> {
   // A collision in 2^50 codes is near impossible; ON CONFLICT makes it a retry, not an error.
   for (;;) {
     const code = newCouponCode();
     const rows = await tx.query(
-      `INSERT INTO coupons (code, offer_id, campaign_id, member_id, decision_id, issued_at, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (code) DO NOTHING RETURNING id`,
-      [code, c.offerId, c.campaignId, c.memberId, c.decisionId, c.now, c.expiresAt],
+      `INSERT INTO coupons (code, offer_id, campaign_id, member_id, decision_id, issued_at, expires_at, alliance_offer_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (code) DO NOTHING RETURNING id`,
+      [code, c.offerId, c.campaignId, c.memberId, c.decisionId, c.now, c.expiresAt, c.allianceOfferId],
     );
     if (rows.length === 1) return code;
   }

@@ -1,4 +1,5 @@
 // Geofences (circles and polygons, per store or free-standing, with opening hours) and beacon zones.
+import { HOUSE_BRAND_ID } from './merchants.js';
 import { validateGeofence, type Geofence, type LatLon, type Position, type WeeklyWindow } from '../../campaign-rules/index.js';
 import { AppError, invalid } from '../errors.js';
 import type { Sql } from '../db/database.js';
@@ -62,12 +63,15 @@ function check(fence: Geofence, prefix: string) {
   if (problems.length > 0) throw invalid(...problems);
 }
 
-export async function createGeofence(db: Sql, input: GeofenceInput, prefix = 'body'): Promise<GeofenceView> {
+/** `merchantId`: who owns a geofence drawn without a store (the house brand unless given); a store's is its merchant's. */
+export async function createGeofence(db: Sql, input: GeofenceInput, prefix = 'body', merchantId: string | null = null): Promise<GeofenceView> {
   let timeZone = input.timeZone ?? null;
+  let owner = merchantId ?? HOUSE_BRAND_ID;
   if (input.storeId) {
-    const [store] = await db.query<{ time_zone: string }>('SELECT time_zone FROM stores WHERE id = $1', [input.storeId]);
+    const [store] = await db.query<{ time_zone: string; merchant_id: string }>('SELECT time_zone, merchant_id FROM stores WHERE id = $1', [input.storeId]);
     if (!store) throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
     timeZone ??= store.time_zone;
+    owner = store.merchant_id;
   }
   if (input.hours && !timeZone) {
     throw invalid({ field: `${prefix}/timeZone`, problem: 'is required with hours for a geofence without a store' });
@@ -79,8 +83,8 @@ export async function createGeofence(db: Sql, input: GeofenceInput, prefix = 'bo
   });
   check(engine, prefix);
   const [row] = await db.query<GeofenceRow>(
-    `INSERT INTO geofences (store_id, name, shape, hours, time_zone) VALUES ($1, $2, $3, $4, $5) RETURNING *`,
-    [input.storeId ?? null, input.name, shape, input.hours ? JSON.stringify(input.hours) : null, input.hours ? timeZone : null],
+    `INSERT INTO geofences (store_id, name, shape, hours, time_zone, merchant_id) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
+    [input.storeId ?? null, input.name, shape, input.hours ? JSON.stringify(input.hours) : null, input.hours ? timeZone : null, owner],
   );
   return toGeofenceView(row!);
 }

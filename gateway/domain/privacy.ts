@@ -1,6 +1,7 @@
 // The member's rights and the system's storage limits: export everything held, erase personal data while
 // keeping anonymous aggregates and the proof of consent, purge raw presence after the retention period,
 // and count (never store) presence refused at the door.
+import { revokeMemberKeys } from './api-keys.js';
 import { PURPOSES } from '../../consent/index.js';
 import type { Database, Sql } from '../db/database.js';
 import { AppError } from '../errors.js';
@@ -43,6 +44,8 @@ export const MEMBER_TABLES: Array<{ table: string; column: string; order: string
   { table: 'identity_key_changes', column: 'member_id', order: 'seq' },
   // The devices' encryption keys stay out too: the endpoints say which devices; the keys say nothing more.
   { table: 'push_subscriptions', column: 'member_id', order: 'created_at', columns: 'id, member_id, provider, endpoint, expires_at, created_at, last_success_at' },
+  // The app's tokens: that they exist and when they were made or revoked; never the secret's hash.
+  { table: 'api_keys', column: 'member_id', order: 'created_at', columns: 'id, role, member_id, name, created_at, expires_at, revoked_at, replaced_by' },
 ];
 
 /** Everything held about a member, table by table, as stored. */
@@ -88,6 +91,8 @@ export async function eraseMember(db: Database, memberId: string, now: Date): Pr
       [memberId, now],
     );
     await destroyIdentityKey(tx, memberId);
+    // The app's tokens go too: nothing is left to sign in as.
+    await revokeMemberKeys(tx, memberId, now);
     for (const table of ['checkins', 'detections', 'visits', 'member_presence', 'member_zone_presence', 'push_subscriptions']) {
       await tx.query(`DELETE FROM ${table} WHERE member_id = $1`, [memberId]);
     }

@@ -50,6 +50,15 @@ export const Audience = Strict({
   minMonetaryScore: Type.Optional(RfmScore),
 });
 
+/** A brand's campaign that hands out a partner's alliance offer instead of its own coupon. */
+export const Alliance = Strict({
+  offerIds: Type.Array(Uuid, { minItems: 1, maxItems: 50, description: 'Published alliance offers (GET /alliance-offers), in order of preference' }),
+  near: Type.Union([Type.Literal('store'), Type.Literal('member')], {
+    description: "Measure from the campaign's store (the campaign needs a storeId) or from where the member is at the triggering event",
+  }),
+  withinM: Type.Number({ exclusiveMinimum: 0, maximum: 100_000, description: 'The offer needs a redeemable store this close (metres); the nearest wins' }),
+}, "Send a partner's offer: the member needs partner_offers consent. The campaign's own offer stays its name for it in the brand's records");
+
 const Source = Type.Union([Type.Literal('gps'), Type.Literal('ble_zone'), Type.Literal('app_beacon')]);
 const Channel = Type.Union([Type.Literal('sms'), Type.Literal('push')]);
 
@@ -94,6 +103,7 @@ export const CampaignInput = Strict({
     }),
     validDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 365 })),
   }),
+  alliance: Type.Optional(Alliance),
 });
 export type CampaignInput = Static<typeof CampaignInput>;
 
@@ -122,6 +132,7 @@ export const CampaignDefinition = Type.Object({
   }),
   budget: Type.Object({ maxCoupons: Type.Optional(Type.Integer()), maxRedemptions: Type.Optional(Type.Integer()) }),
   holdoutPercent: Type.Number(),
+  alliance: Type.Optional(Alliance),
 });
 export type CampaignDefinition = Static<typeof CampaignDefinition>;
 
@@ -129,6 +140,7 @@ const OfferView = Type.Object({ id: Uuid, kind: Type.String(), title: Type.Strin
 
 export const CampaignView = Type.Object({
   id: Uuid,
+  merchantId: Type.String({ format: 'uuid', description: 'The brand that runs it' }),
   name: Type.String(),
   status: Type.Union([Type.Literal('active'), Type.Literal('paused'), Type.Literal('archived')]),
   version: Type.Integer(),

@@ -27,9 +27,9 @@ export const ErrorBody = Type.Object({
   }),
 });
 
-/** Response entries for the errors a route can give; every route also documents 400 and 500. */
+/** Response entries for the errors a route can give; every route also documents 400, 401, 403, 429 and 500. */
 export const errors = (...statuses: number[]) =>
-  Object.fromEntries([400, 500, ...statuses].map((s) => [s, ErrorBody])) as Record<number, typeof ErrorBody>;
+  Object.fromEntries([400, 401, 403, 429, 500, ...statuses].map((s) => [s, ErrorBody])) as Record<number, typeof ErrorBody>;
 
 export const PurposeState = Type.Object({
   granted: Type.Boolean(),

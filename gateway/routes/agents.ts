@@ -60,6 +60,7 @@ const agents: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) 
   const verified = new WeakMap<FastifyRequest, Agent>();
 
   app.post('/agents', {
+    config: { access: { roles: ['administrator'], scope: 'none' } },
     schema: {
       tags: ['agents'],
       summary: 'Register a store edge box; answers with its private key, shown this once',
@@ -69,10 +70,12 @@ const agents: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) 
   }, async (req, reply) => reply.code(201).send(await registerAgent(deps.db, req.body)));
 
   app.get('/agents/:id', {
+    config: { access: { roles: ['administrator'], scope: 'none' } },
     schema: { tags: ['agents'], summary: 'An agent (never its key)', params: IdParams, response: { 200: Agent, ...errors(404) } },
   }, async (req) => getAgent(deps.db, req.params.id));
 
   app.post('/agents/:id/rotate', {
+    config: { access: { roles: ['administrator'], scope: 'none' } },
     schema: {
       tags: ['agents'],
       summary: 'A new key for the box; the old one keeps signing for 15 minutes',
@@ -82,6 +85,7 @@ const agents: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) 
   }, async (req) => rotateAgentKey(deps.db, req.params.id, deps.now()));
 
   app.post('/agents/:id/revoke', {
+    config: { access: { roles: ['administrator'], scope: 'none' } },
     schema: { tags: ['agents'], summary: 'Revoke the box: its uploads are refused from now on', params: IdParams, response: { 200: Agent, ...errors(404) } },
   }, async (req) => revokeAgent(deps.db, req.params.id, deps.now()));
 
@@ -90,6 +94,7 @@ const agents: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) 
     keepRawJsonBody(signed, 1024 * 1024);
 
     signed.withTypeProvider<TypeBoxTypeProvider>().post('/ingest/presence', {
+      config: { access: { roles: ['agent'], scope: 'own', by: 'signature' } },
       bodyLimit: 1024 * 1024,
       schema: {
         tags: ['agents'],
@@ -115,6 +120,7 @@ const agents: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) 
     });
 
     signed.get('/ingest/offers', {
+      config: { access: { roles: ['agent'], scope: 'own', by: 'signature' } },
       schema: {
         tags: ['agents'],
         summary: 'Sealed offers the box may hand over by Bluetooth to members in its store, under the EIDs their phones may be broadcasting (signed like uploads)',
@@ -131,6 +137,7 @@ const agents: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) 
   });
 
   app.get('/members/:id/ble-identity', {
+    config: { access: { roles: ['member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['agents'],
       summary: "The member's Eddystone-EID identity key for their app; exists only while ble_detection is granted",

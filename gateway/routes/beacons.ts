@@ -21,6 +21,7 @@ const Report = Strict({
 
 const beacons: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   app.post('/stores/:id/beacons', {
+    config: { access: { roles: ['administrator', 'marketer'], scope: { kind: 'store', from: 'params.id' } } },
     schema: {
       tags: ['agents'],
       summary: "Register one of the store's iBeacons and the zone it marks",
@@ -31,6 +32,7 @@ const beacons: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   }, async (req, reply) => reply.code(201).send(await addBeacon(deps.db, req.params.id, req.body)));
 
   app.get('/stores/:id/beacons', {
+    config: { access: { roles: ['administrator', 'marketer'], scope: { kind: 'store', from: 'params.id' } } },
     schema: { tags: ['agents'], summary: "The store's iBeacons", params: IdParams, response: { 200: Type.Object({ beacons: Type.Array(Beacon) }) } },
   }, async (req) => ({ beacons: await listBeacons(deps.db, req.params.id) }));
 
@@ -38,6 +40,13 @@ const beacons: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   await app.register(async (signed) => {
     keepRawJsonBody(signed);
     signed.withTypeProvider<TypeBoxTypeProvider>().post('/members/:id/beacon-reports', {
+      config: { access: { roles: ['member'], scope: 'own', by: 'signature' } },
+      // An unsigned request is refused before its body is read as anything (the signature itself is checked with the body).
+      preValidation: async (req) => {
+        if (typeof req.headers[HEADER_APP_SIGNATURE] !== 'string' || typeof req.headers[HEADER_APP_TIMESTAMP] !== 'string') {
+          throw new AppError('SIGNATURE_INVALID', `headers ${HEADER_APP_TIMESTAMP} and ${HEADER_APP_SIGNATURE} are required`);
+        }
+      },
       schema: {
         tags: ['agents'],
         summary: `The member's app reports store beacons it heard (up to 50), signed with its key: headers ${HEADER_APP_TIMESTAMP} (ms), ${HEADER_APP_SIGNATURE}`,

@@ -15,6 +15,7 @@ const Checkin = Strict({
 
 const checkins: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   app.post('/checkins', {
+    config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'body.memberId' } } },
     schema: {
       tags: ['presence'],
       summary: "A GPS check-in from the member's app: updates presence (enter, exit, dwell, pass-by) and decides at once whether an offer goes out",

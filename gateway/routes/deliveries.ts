@@ -29,10 +29,12 @@ const DeadLetter = Type.Object({
 
 const deliveries: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   app.get('/deliveries/:id', {
+    config: { access: { roles: ['administrator', 'member'], scope: { kind: 'delivery', from: 'params.id' } } },
     schema: { tags: ['delivery'], summary: 'One message and where it stands', params: IdParams, response: { 200: Delivery, ...errors(404) } },
   }, async (req) => getDelivery(deps.db, req.params.id));
 
   app.get('/admin/dead-letters', {
+    config: { access: { roles: ['administrator'], scope: 'none' } },
     schema: {
       tags: ['delivery'],
       summary: 'Jobs that failed for good, newest first, with their errors',

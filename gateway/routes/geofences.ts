@@ -4,6 +4,7 @@ import type { Deps } from '../domain/deps.js';
 import { createGeofence, createZone, getGeofence, storeGeofences, storeZones } from '../domain/geofences.js';
 import { getStore } from '../domain/stores.js';
 import { WeeklyWindow } from '../http/campaign-schema.js';
+import { merchantScope } from '../http/access.js';
 import { IdParams, Instant, LatLon, Nullable, Strict, TimeZone, Uuid, errors } from '../http/schemas.js';
 
 const Position = Type.Tuple([Type.Number({ minimum: -180, maximum: 180 }), Type.Number({ minimum: -90, maximum: 90 })], {
@@ -43,19 +44,22 @@ const Zone = Type.Object({ id: Uuid, storeId: Uuid, name: Type.String() });
 
 const geofences: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   app.post('/geofences', {
+    config: { access: { roles: ['administrator', 'marketer'], scope: { kind: 'store', from: 'body.storeId' } } },
     schema: {
       tags: ['stores'],
       summary: 'Create a geofence: a circle or a GeoJSON polygon, for a store or free-standing, with optional hours',
       body: GeofenceInput,
       response: { 201: Geofence, ...errors(404) },
     },
-  }, async (req, reply) => reply.code(201).send(await createGeofence(deps.db, req.body)));
+  }, async (req, reply) => reply.code(201).send(await createGeofence(deps.db, req.body, 'body', merchantScope(req))));
 
   app.get('/geofences/:id', {
+    config: { access: { roles: ['administrator', 'marketer'], scope: { kind: 'geofence', from: 'params.id' } } },
     schema: { tags: ['stores'], summary: 'One geofence', params: IdParams, response: { 200: Geofence, ...errors(404) } },
   }, async (req) => getGeofence(deps.db, req.params.id));
 
   app.get('/stores/:id/geofences', {
+    config: { access: { roles: ['administrator', 'marketer', 'merchant'], scope: { kind: 'store', from: 'params.id' } } },
     schema: { tags: ['stores'], summary: "A store's geofences", params: IdParams, response: { 200: Type.Object({ geofences: Type.Array(Geofence) }), ...errors(404) } },
   }, async (req) => {
     await getStore(deps.db, req.params.id);
@@ -63,6 +67,7 @@ const geofences: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps 
   });
 
   app.post('/stores/:id/zones', {
+    config: { access: { roles: ['administrator', 'marketer'], scope: { kind: 'store', from: 'params.id' } } },
     schema: {
       tags: ['stores'],
       summary: 'Add a beacon zone (entrance, counter) to a store',
@@ -73,6 +78,7 @@ const geofences: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps 
   }, async (req, reply) => reply.code(201).send(await createZone(deps.db, req.params.id, req.body.name)));
 
   app.get('/stores/:id/zones', {
+    config: { access: { roles: ['administrator', 'marketer'], scope: { kind: 'store', from: 'params.id' } } },
     schema: { tags: ['stores'], summary: "A store's zones", params: IdParams, response: { 200: Type.Object({ zones: Type.Array(Zone) }), ...errors(404) } },
   }, async (req) => {
     await getStore(deps.db, req.params.id);

@@ -23,10 +23,12 @@ async function probe(name: string, check: () => Promise<void>): Promise<string |
 
 const health: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   app.get('/healthz', {
+    config: { access: { public: 'liveness probe' }, rateLimit: false },
     schema: { tags: ['health'], summary: 'The process is up', response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
   }, async () => ({ status: 'ok' as const }));
 
   app.get('/readyz', {
+    config: { access: { public: 'readiness probe' }, rateLimit: false },
     schema: {
       tags: ['health'],
       summary: 'Ready only when the database and the queue answer',

@@ -4,6 +4,7 @@ import { changeConsent } from '../domain/consent-changes.js';
 import { consentHistory, consentRecordView, consentStateView } from '../domain/consents.js';
 import { consentState } from '../../consent/index.js';
 import type { Deps } from '../domain/deps.js';
+import { issueApiKey } from '../domain/api-keys.js';
 import { createMember, getMember, updateMemberFacts } from '../domain/members.js';
 import { pastInstant } from '../domain/time.js';
 import { memberDecisions, memberRecord } from '../domain/record.js';
@@ -20,6 +21,11 @@ const Member = Type.Object({
   tags: Type.Array(Type.String()),
   homeStoreId: Nullable(Uuid),
   createdAt: Instant,
+});
+
+const MemberCreated = Type.Object({
+  ...Member.properties,
+  appToken: Type.String({ description: "The member's app token (an API key of role member, for `Authorization: Bearer`). Shown this once" }),
 });
 
 const Facts = {
@@ -104,11 +110,35 @@ const MemberRecord = Type.Object({
 });
 
 const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
+  // The member and their first app token are made together.
+  const withAppToken = (input: Parameters<typeof createMember>[1]) => deps.db.transaction(async (tx) => {
+    const member = await createMember(tx, input);
+    const { key } = await issueApiKey(tx, { role: 'member', name: 'app token', memberId: member.id });
+    return { ...member, appToken: key };
+  });
+
   app.post('/members', {
-    schema: { tags: ['members'], summary: 'Create a member (customer record)', body: CreateMember, response: { 201: Member, ...errors(409) } },
-  }, async (req, reply) => reply.code(201).send(await createMember(deps.db, req.body)));
+    config: { access: { roles: ['administrator'], scope: 'none' } },
+    schema: {
+      tags: ['members'],
+      summary: "Create a member (customer record), with the facts audiences use; the answer holds the member's app token, shown once",
+      body: CreateMember,
+      response: { 201: MemberCreated, ...errors(409) },
+    },
+  }, async (req, reply) => reply.code(201).send(await withAppToken(req.body)));
+
+  app.post('/members/signup', {
+    config: { access: { public: "the members' app signs a member up (rate limited); facts are the operator's to set" } },
+    schema: {
+      tags: ['members'],
+      summary: "A member signs up from the app: phone and time zone only; the answer holds the app token, shown once",
+      body: Strict({ phone: Type.Optional(Phone), timeZone: Type.Optional(TimeZone) }),
+      response: { 201: MemberCreated, ...errors(409) },
+    },
+  }, async (req, reply) => reply.code(201).send(await withAppToken(req.body)));
 
   app.patch('/members/:id', {
+    config: { access: { roles: ['administrator'], scope: 'none' } },
     schema: {
       tags: ['members'],
       summary: 'Change the facts audiences use: tier, segment tags, home store',
@@ -119,6 +149,7 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   }, async (req) => updateMemberFacts(deps.db, req.params.id, req.body));
 
   app.get('/members/:id', {
+    config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['members'],
       summary: "The member's record: consents, RFM profile (with profiling consent), offers with their attribution chain, recent decisions",
@@ -128,6 +159,7 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   }, async (req) => memberRecord(deps.db, req.params.id, deps.now()));
 
   app.post('/members/:id/consents', {
+    config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['consent'],
       summary: 'Record a grant or withdrawal of one purpose, with its evidence; marketing SMS is granted once the member replies YES',
@@ -153,6 +185,7 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   });
 
   app.get('/members/:id/consents', {
+    config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['consent'],
       summary: "The member's current consents and the full history of events behind them",
@@ -166,6 +199,7 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   });
 
   app.get('/members/:id/decisions', {
+    config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['decisions'],
       summary: 'Why the member did or did not get an offer: decisions with their traces, newest first',

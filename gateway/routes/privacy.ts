@@ -7,6 +7,7 @@ import { IdParams, Instant, errors } from '../http/schemas.js';
 
 const privacy: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   app.get('/members/:id/export', {
+    config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['privacy'],
       summary: 'Everything held about the member, table by table (JSON)',
@@ -19,15 +20,22 @@ const privacy: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   });
 
   app.post('/members/:id/erase', {
+    config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['privacy'],
       summary: 'Erase the member: identity and raw presence destroyed, consents withdrawn (proof kept), aggregates kept',
       params: IdParams,
       response: { 200: Type.Object({ erasedAt: Instant, withdrawn: Type.Array(Type.String()) }), ...errors(404) },
     },
-  }, async (req) => eraseMember(deps.db, req.params.id, deps.now()));
+  }, async (req) => {
+    const erased = await eraseMember(deps.db, req.params.id, deps.now());
+    // The member's app tokens were revoked with the erasure; this gateway stops honouring them at once.
+    app.apiKeys.forgetMember(req.params.id);
+    return erased;
+  });
 
   app.get('/members/:id/receipts', {
+    config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['privacy'],
       summary: 'Receipts of every consent change, newest first, as the app shows them',
@@ -44,6 +52,7 @@ const privacy: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   });
 
   app.post('/admin/retention/run', {
+    config: { access: { roles: ['administrator'], scope: 'none' } },
     schema: {
       tags: ['privacy'],
       summary: 'Purge raw check-ins, detections and trace positions older than RETENTION_DAYS now (it also runs hourly)',
@@ -52,6 +61,7 @@ const privacy: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   }, async () => ({ retentionDays: deps.config.retentionDays, ...(await purgeExpired(deps.db, deps.now(), deps.config.retentionDays)) }));
 
   app.get('/admin/drops', {
+    config: { access: { roles: ['administrator'], scope: 'none' } },
     schema: {
       tags: ['privacy'],
       summary: 'Presence refused at the door for want of consent: counts per day, nothing else is kept',

@@ -32,6 +32,7 @@ const SubscriptionParams = Strict({ id: Uuid, subscriptionId: Uuid });
 
 const push: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   app.get('/push/vapid-public-key', {
+    config: { access: { public: "the VAPID public key every browser needs to subscribe" } },
     schema: {
       tags: ['push'],
       summary: "The gateway's VAPID public key: the member's app passes it as applicationServerKey to pushManager.subscribe()",
@@ -43,6 +44,7 @@ const push: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) =>
   });
 
   app.post('/members/:id/push-subscriptions', {
+    config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['push'],
       summary: "Register one of the member's devices for push offers; the same endpoint again changes nothing but its keys",
@@ -56,6 +58,7 @@ const push: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) =>
   });
 
   app.get('/members/:id/push-subscriptions', {
+    config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['push'],
       summary: "The member's subscribed devices",
@@ -65,6 +68,7 @@ const push: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) =>
   }, async (req) => ({ subscriptions: await listSubscriptions(deps.db, req.params.id) }));
 
   app.delete('/members/:id/push-subscriptions/:subscriptionId', {
+    config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['push'],
       summary: 'Remove a device: nothing more is pushed to it',
@@ -77,6 +81,7 @@ const push: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) =>
   });
 
   app.get('/admin/push-counters', {
+    config: { access: { roles: ['administrator'], scope: 'none' } },
     schema: {
       tags: ['push'],
       summary: 'Push subscriptions removed because their push service said they are gone (404, 410), per day',

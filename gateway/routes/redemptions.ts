@@ -2,11 +2,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { redeemCoupon, voidRedemption } from '../domain/coupons.js';
 import type { Deps } from '../domain/deps.js';
+import { merchantScope } from '../http/access.js';
 import { IdParams, Instant, Nullable, Strict, Uuid, errors } from '../http/schemas.js';
 
 const Redeem = Strict({
   code: Type.String({ minLength: 4, maxLength: 32, description: 'The coupon code as shown (or the QR payload COUPON:...); case, spaces and dashes are ignored' }),
   storeId: Uuid,
+  tillId: Type.Optional(Type.String({ format: 'uuid', description: 'A registered till of the store (POST /stores/:id/tills)' })),
   tillRef: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Which till' })),
   transactionId: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: "The till's id for the sale: unique per store" })),
   requestId: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Send the same id again after a timeout: the first answer comes back' })),
@@ -19,6 +21,7 @@ const Redemption = Type.Object({
   memberId: Uuid,
   campaignId: Uuid,
   storeId: Uuid,
+  tillId: Nullable(Uuid),
   tillRef: Nullable(Type.String()),
   transactionId: Nullable(Type.String()),
   requestId: Nullable(Type.String()),
@@ -30,15 +33,17 @@ const Void = Type.Object({ id: Uuid, redemptionId: Uuid, couponCode: Type.String
 
 const redemptions: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   app.post('/redemptions', {
+    config: { access: { roles: ['administrator', 'merchant'], scope: [{ kind: 'store', from: 'body.storeId' }, { kind: 'till', from: 'body.tillId' }] } },
     schema: {
       tags: ['coupons'],
-      summary: 'Redeem a coupon at a till; a coupon redeems once',
+      summary: "Redeem a coupon at a till; a coupon redeems once, at its merchant's stores (another merchant's coupon is COUPON_NOT_FOUND)",
       body: Redeem,
       response: { 201: Redemption, ...errors(404, 409) },
     },
-  }, async (req, reply) => reply.code(201).send(await redeemCoupon(deps.db, req.body, deps.now())));
+  }, async (req, reply) => reply.code(201).send(await redeemCoupon(deps.db, req.body, deps.now(), merchantScope(req))));
 
   app.post('/redemptions/:id/void', {
+    config: { access: { roles: ['administrator', 'merchant'], scope: [{ kind: 'redemption', from: 'params.id' }, { kind: 'store', from: 'body.storeId' }] } },
     schema: {
       tags: ['coupons'],
       summary: 'Reverse a redemption at the store that made it, within the void window; recorded as a new row, the coupon is live again',

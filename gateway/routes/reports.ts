@@ -60,6 +60,7 @@ const Report = Type.Object({
 
 const reports: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   app.get('/campaigns/:id/report', {
+    config: { access: { roles: ['administrator', 'marketer'], scope: { kind: 'campaign', from: 'params.id' } } },
     schema: {
       tags: ['reports'],
       summary: "A campaign's funnel (decisions, held out, sent, delivered, redeemed) and its lift over the control group",
@@ -70,6 +71,7 @@ const reports: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   }, async (req) => campaignReport(deps.db, req.params.id, req.query, deps.now()));
 
   app.get('/stores/:id/report', {
+    config: { access: { roles: ['administrator', 'marketer', 'merchant'], scope: { kind: 'store', from: 'params.id' } } },
     schema: {
       tags: ['reports'],
       summary: "A store's campaigns: funnel and lift in total and per campaign",

@@ -29,6 +29,7 @@ function signedParams(deps: Deps, req: FastifyRequest): Record<string, string> {
 
 const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   app.post(STATUS_CALLBACK_PATH, {
+    config: { access: { public: "Twilio's status callbacks, checked by their X-Twilio-Signature" } },
     schema: {
       tags: ['deliveries'],
       summary: "Twilio status callback for an SMS we sent (signed): moves the delivery forward, never back",
@@ -45,6 +46,7 @@ const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   });
 
   app.post('/webhooks/twilio/sms', {
+    config: { access: { public: "Twilio's inbound SMS, checked by its X-Twilio-Signature" } },
     schema: {
       tags: ['consent'],
       summary: 'Twilio inbound SMS webhook (form-encoded, signed with X-Twilio-Signature); answers with TwiML',
@@ -62,6 +64,7 @@ const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   // The embedded default's stand-in for a member's phone: replies go to the outbox like every SMS there.
   if (deps.sms.kind === 'outbox') {
     app.post('/dev/sms/inbound', {
+      config: { access: { roles: ['administrator'], scope: 'none' } },
       schema: {
         tags: ['consent'],
         summary: 'Embedded default only: simulate an SMS from a member (e.g. YES, STOP); the reply goes to the outbox',

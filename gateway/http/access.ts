@@ -1,0 +1,207 @@
+// Access control. Every route declares who may call it and which object it scopes the call to; the gateway
+// refuses to start with a route that declares nothing. A caller authenticates with an API key
+// (`Authorization: Bearer pmk....`), except on routes that carry their own signature (boxes, members' apps,
+// Twilio). An object outside the caller's scope answers 404, exactly as one that does not exist.
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Sql } from '../db/database.js';
+import { KeyVerifier, type Principal, type Role } from '../domain/api-keys.js';
+import type { Deps } from '../domain/deps.js';
+import { AppError, type ErrorCode } from '../errors.js';
+
+export type ObjectKind =
+  | 'member' | 'store' | 'campaign' | 'geofence' | 'merchant' | 'redemption' | 'delivery' | 'agent' | 'api_key' | 'till'
+  | 'alliance_offer';
+
+/** Where a route finds the id of the object it acts on, e.g. `params.id` or `body.storeId`. */
+export interface ObjectScope {
+  kind: ObjectKind;
+  from: `${'params' | 'body' | 'query'}.${string}`;
+}
+
+export type Access =
+  /** Anyone, for the reason given (e.g. a health probe). */
+  | { public: string }
+  | {
+    roles: readonly Role[];
+    /**
+     * An object (or several) the caller must be allowed to see; 'own' when the handler itself narrows what it
+     * lists or makes to the caller's own; 'none' for routes with no tenant's data (administrators only).
+     */
+    scope: ObjectScope | readonly ObjectScope[] | 'own' | 'none';
+    /** The route checks its own signature (an agent's, a member app's, Twilio's) instead of an API key. */
+    by?: 'signature';
+  };
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: Access;
+  }
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+  interface FastifyInstance {
+    /** Every route with what it declared, in registration order. */
+    declaredRoutes: DeclaredRoute[];
+    /** The gateway's key checker (its cache is told of revocations made here). */
+    apiKeys: KeyVerifier;
+  }
+}
+
+/** What a route declared, as the gateway registered it (the role matrix test walks this list). */
+export interface DeclaredRoute {
+  method: string;
+  url: string;
+  access: Access;
+}
+
+const NOT_FOUND: Record<ObjectKind, ErrorCode> = {
+  member: 'MEMBER_NOT_FOUND', store: 'STORE_NOT_FOUND', campaign: 'CAMPAIGN_NOT_FOUND', geofence: 'GEOFENCE_NOT_FOUND',
+  merchant: 'MERCHANT_NOT_FOUND', redemption: 'REDEMPTION_NOT_FOUND', delivery: 'DELIVERY_NOT_FOUND', agent: 'AGENT_NOT_FOUND',
+  api_key: 'API_KEY_NOT_FOUND', till: 'TILL_NOT_FOUND', alliance_offer: 'ALLIANCE_OFFER_NOT_FOUND',
+};
+
+type Resolver = (db: Sql, p: Principal, id: string) => Promise<boolean>;
+
+const ownerIs = (sql: string) => async (db: Sql, p: Principal, id: string) => {
+  if (!p.merchantId) return false;
+  const [row] = await db.query<{ merchant_id: string }>(sql, [id]);
+  return row?.merchant_id === p.merchantId;
+};
+
+/**
+ * Whether a caller other than an administrator may see an object. Marketers and merchants see what their
+ * merchant owns; members see themselves and their own deliveries. Anything else is out of scope.
+ */
+const resolvers: Record<ObjectKind, Resolver> = {
+  member: async (_db, p, id) => p.role === 'member' && p.memberId === id,
+  delivery: async (db, p, id) => {
+    if (p.role !== 'member') return false;
+    const [row] = await db.query<{ member_id: string }>('SELECT member_id FROM deliveries WHERE id = $1', [id]);
+    return row?.member_id === p.memberId;
+  },
+  merchant: async (_db, p, id) => (p.role === 'marketer' || p.role === 'merchant') && p.merchantId === id,
+  store: ownerIs('SELECT merchant_id FROM stores WHERE id = $1'),
+  campaign: ownerIs('SELECT merchant_id FROM campaigns WHERE id = $1'),
+  geofence: ownerIs('SELECT merchant_id FROM geofences WHERE id = $1'),
+  redemption: ownerIs('SELECT s.merchant_id FROM redemptions r JOIN stores s ON s.id = r.store_id WHERE r.id = $1'),
+  till: ownerIs('SELECT s.merchant_id FROM tills t JOIN stores s ON s.id = t.store_id WHERE t.id = $1'),
+  alliance_offer: ownerIs('SELECT merchant_id FROM alliance_offers WHERE id = $1'),
+  agent: async () => false,
+  api_key: async () => false,
+};
+
+/** Lets a module say who else may see objects of a kind (e.g. brands' marketers and published alliance offers). */
+export function extendScope(kind: ObjectKind, also: Resolver): void {
+  const base = resolvers[kind];
+  resolvers[kind] = async (db, p, id) => (await base(db, p, id)) || also(db, p, id);
+}
+
+/** Whether the caller may see the object; administrators see everything. */
+export async function canSee(db: Sql, p: Principal, kind: ObjectKind, id: string): Promise<boolean> {
+  return p.role === 'administrator' || resolvers[kind](db, p, id);
+}
+
+/** Throws the object's not-found error unless the caller may see it. */
+export async function ensureVisible(db: Sql, p: Principal, kind: ObjectKind, id: string): Promise<void> {
+  if (!(await canSee(db, p, kind, id))) throw new AppError(NOT_FOUND[kind], `${kind.replace('_', ' ')} ${id} does not exist`);
+}
+
+/** The caller of an authenticated route. */
+export function principalOf(req: FastifyRequest): Principal {
+  if (!req.principal) throw new AppError('AUTH_REQUIRED', 'this route needs credentials');
+  return req.principal;
+}
+
+/** The merchant a marketer's or merchant's call is held to; null for an administrator (any). */
+export function merchantScope(req: FastifyRequest): string | null {
+  const p = principalOf(req);
+  return p.role === 'administrator' ? null : p.merchantId;
+}
+
+const isDocumentation = (url: string) => url === '/docs' || url.startsWith('/docs/');
+
+/**
+ * Rate limits, counted in Redis when there is one (so every gateway shares the count), else in the process.
+ * A request is counted after authentication: per key when it has one, else per address. Administrators'
+ * and merchants' calls to members' routes are not members' traffic and pass.
+ */
+export async function installRateLimits(app: FastifyInstance, deps: Deps): Promise<void> {
+  const redis = deps.config.redisUrl ? new Redis(deps.config.redisUrl, { connectTimeout: 2_000, maxRetriesPerRequest: 1, lazyConnect: true }) : null;
+  if (redis) {
+    await redis.connect();
+    app.addHook('onClose', async () => {
+      await redis.quit().catch(() => redis.disconnect());
+    });
+  }
+  await app.register(rateLimit, {
+    global: false,
+    hook: 'preHandler',
+    ...(redis ? { redis, nameSpace: `${deps.config.queuePrefix}:rl:` } : {}),
+    // A broken Redis must not take the API down with it.
+    skipOnError: true,
+    keyGenerator: (req) => (req.principal ? `key:${req.principal.credentialId}` : `ip:${req.ip}`),
+    allowList: (req) => req.principal !== null && req.principal.role !== 'member',
+    errorResponseBuilder: (_req, ctx) =>
+      new AppError('RATE_LIMITED', `too many requests: ${ctx.max} per ${ctx.after}; try again in ${Math.ceil(ctx.ttl / 1000)} s`, {
+        limit: ctx.max, retryAfterSeconds: Math.ceil(ctx.ttl / 1000),
+      }),
+  });
+}
+
+function valueAt(req: FastifyRequest, from: ObjectScope['from']): unknown {
+  const [where, field] = from.split('.') as ['params' | 'body' | 'query', string];
+  const holder = req[where] as Record<string, unknown> | undefined;
+  return holder?.[field];
+}
+
+/**
+ * Installs the checks. Call before any route is registered: routes registered later without an `access`
+ * declaration make the gateway fail to start.
+ */
+export function installAccess(app: FastifyInstance, deps: Deps, declared: DeclaredRoute[] = []): KeyVerifier {
+  const verifier = new KeyVerifier();
+  app.decorateRequest('principal', null);
+  app.decorate('apiKeys', verifier);
+
+  app.addHook('onRoute', (route) => {
+    if (isDocumentation(route.url)) return;
+    const access = route.config?.access;
+    if (!access) throw new Error(`route ${String(route.method)} ${route.url} declares no access`);
+    // Public routes are limited per address, members' routes per key (see installRateLimits); a route may set its own.
+    if (route.config && route.config.rateLimit === undefined) {
+      if ('public' in access) route.config.rateLimit = { max: deps.config.rateLimitPublicPerMinute, timeWindow: 60_000 };
+      else if (access.roles.includes('member')) route.config.rateLimit = { max: deps.config.rateLimitMemberPerMinute, timeWindow: 60_000 };
+    }
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    for (const method of methods) if (method !== 'HEAD') declared.push({ method, url: route.url, access });
+  });
+
+  app.addHook('onRequest', async (req) => {
+    const access = req.routeOptions.config?.access;
+    if (!access || 'public' in access || access.by === 'signature') return;
+    const header = req.headers.authorization;
+    if (!header) throw new AppError('AUTH_REQUIRED', 'this route needs an API key: Authorization: Bearer <key>');
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!m) throw new AppError('AUTH_REQUIRED', 'the Authorization header must be "Bearer <key>"');
+    const principal = await verifier.verify(deps.db, m[1]!, deps.now());
+    if (!access.roles.includes(principal.role)) {
+      throw new AppError('FORBIDDEN', `a ${principal.role} key may not call ${req.method} ${req.routeOptions.url}`);
+    }
+    req.principal = principal;
+  });
+
+  // After validation, so the ids are well-formed before they reach a query.
+  app.addHook('preHandler', async (req) => {
+    const access = req.routeOptions.config?.access;
+    if (!access || 'public' in access || !req.principal) return;
+    const scopes = typeof access.scope === 'string' ? [] : Array.isArray(access.scope) ? access.scope : [access.scope as ObjectScope];
+    for (const scope of scopes) {
+      const id = valueAt(req, scope.from);
+      if (typeof id === 'string') await ensureVisible(deps.db, req.principal, scope.kind, id);
+    }
+  });
+
+  return verifier;
+}

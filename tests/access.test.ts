@@ -1,0 +1,430 @@
+// Access control: every route called by every role, on its own tenant's objects and on another tenant's.
+// The table below is written out by hand, not read from the routes' declarations, and it must name every
+// route the gateway serves: a new route without a row here fails the test.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueApiKey } from '../gateway/domain/api-keys.js';
+import { backends, isolatedConfig, type Isolated } from './support/backends.js';
+import { grantConsents } from './support/consent.js';
+import { as, startGateway, type TestGateway } from './support/gateway.js';
+
+type Caller = 'administrator' | 'marketer' | 'merchant' | 'member';
+const CALLERS: Caller[] = ['administrator', 'marketer', 'merchant', 'member'];
+
+interface Req {
+  url: string;
+  payload?: object;
+  /** Call with this key instead of the caller's (an object made for this one call, e.g. a member to erase). */
+  key?: string;
+}
+
+/** The two tenants' objects, and the keys of tenant A's parties. */
+interface World {
+  brandA: string; brandB: string;
+  storeA: string; storeB: string;
+  zoneA: string; zoneB: string;
+  tillA: string; tillB: string;
+  geofenceA: string; geofenceB: string;
+  campaignA: string; campaignB: string;
+  memberA: string; memberB: string;
+  deliveryA: string; deliveryB: string;
+  redemptionA: string; redemptionB: string;
+  codeA: string; codeB: string;
+  agentA: string;
+  keys: Record<Caller, string>;
+  /** Fresh objects for calls that use them up. */
+  freshMember(): Promise<{ id: string; appToken: string }>;
+  freshKey(role: Caller): Promise<{ id: string; key: string }>;
+  freshAgent(): Promise<string>;
+  freshCampaign(): Promise<string>;
+}
+
+interface Row {
+  /** The roles that may call it; a signed route lists none (no API key opens it). */
+  allowed: Caller[];
+  own: (w: World, caller: Caller) => Req | Promise<Req>;
+  /** The same call on tenant B's object: any caller but an administrator gets 404 (or 403 by role). */
+  foreign?: (w: World) => Req;
+  /** A not-found answer that an allowed call may legitimately get (the object named is made up). */
+  notFoundOk?: string;
+}
+
+const AT_A = { lat: 40.7, lon: -74.0 };
+const AT_B = { lat: 41.7, lon: -72.0 };
+const NOW = '2026-06-03T16:00:00.000Z'; // Wednesday noon in New York
+const NOBODY = '00000000-0000-4000-8000-00000000dead';
+const campaignBody = (storeId: string, name = 'c') => ({ name, storeId, trigger: { kind: 'checkin' }, offer: { title: 't', message: 'Deal {code}' } });
+const zoneIds = (zoneId: string) => ({ name: 'zone campaign', trigger: { kind: 'zone_enter', zoneIds: [zoneId] }, offer: { title: 't', message: 'm {code}' } });
+void zoneIds;
+
+const ROUTES: Record<string, Row> = {
+  'GET /openapi.json': { allowed: CALLERS, own: () => ({ url: '/openapi.json' }) },
+  'GET /healthz': { allowed: CALLERS, own: () => ({ url: '/healthz' }) },
+  'GET /readyz': { allowed: CALLERS, own: () => ({ url: '/readyz' }) },
+  'POST /members/signup': { allowed: CALLERS, own: () => ({ url: '/members/signup', payload: { timeZone: 'UTC' } }) },
+  'GET /push/vapid-public-key': { allowed: CALLERS, own: () => ({ url: '/push/vapid-public-key' }) },
+  // Public, checked by Twilio's signature: without one, 403 whoever calls.
+  'POST /webhooks/twilio/status': { allowed: [], own: () => ({ url: '/webhooks/twilio/status', payload: { MessageSid: 'SM1', MessageStatus: 'sent' } }) },
+  'POST /webhooks/twilio/sms': { allowed: [], own: () => ({ url: '/webhooks/twilio/sms', payload: { MessageSid: 'SM1', From: '+14155550100', Body: 'YES' } }) },
+
+  'POST /stores': { allowed: ['administrator', 'marketer'], own: () => ({ url: '/stores', payload: { name: 's', timeZone: 'UTC', location: AT_A } }) },
+  'GET /stores/:id': { allowed: ['administrator', 'marketer', 'merchant'], own: (w) => ({ url: `/stores/${w.storeA}` }), foreign: (w) => ({ url: `/stores/${w.storeB}` }) },
+  'POST /geofences': {
+    allowed: ['administrator', 'marketer'],
+    own: (w) => ({ url: '/geofences', payload: { name: 'g', storeId: w.storeA, shape: { kind: 'circle', center: AT_A, radiusM: 50 } } }),
+    foreign: (w) => ({ url: '/geofences', payload: { name: 'g', storeId: w.storeB, shape: { kind: 'circle', center: AT_B, radiusM: 50 } } }),
+  },
+  'GET /geofences/:id': { allowed: ['administrator', 'marketer'], own: (w) => ({ url: `/geofences/${w.geofenceA}` }), foreign: (w) => ({ url: `/geofences/${w.geofenceB}` }) },
+  'GET /stores/:id/geofences': { allowed: ['administrator', 'marketer', 'merchant'], own: (w) => ({ url: `/stores/${w.storeA}/geofences` }), foreign: (w) => ({ url: `/stores/${w.storeB}/geofences` }) },
+  'POST /stores/:id/zones': {
+    allowed: ['administrator', 'marketer'],
+    own: (w, c) => ({ url: `/stores/${w.storeA}/zones`, payload: { name: `zone by ${c}` } }),
+    foreign: (w) => ({ url: `/stores/${w.storeB}/zones`, payload: { name: 'intruder' } }),
+  },
+  'GET /stores/:id/zones': { allowed: ['administrator', 'marketer'], own: (w) => ({ url: `/stores/${w.storeA}/zones` }), foreign: (w) => ({ url: `/stores/${w.storeB}/zones` }) },
+  'POST /stores/:id/beacons': {
+    allowed: ['administrator', 'marketer'],
+    own: (w, c) => ({ url: `/stores/${w.storeA}/beacons`, payload: { zoneId: w.zoneA, uuid: 'f7826da6-4fa2-4e98-8024-bc5b71e0893e', major: 1, minor: CALLERS.indexOf(c) + 1 } }),
+    foreign: (w) => ({ url: `/stores/${w.storeB}/beacons`, payload: { zoneId: w.zoneB, uuid: 'f7826da6-4fa2-4e98-8024-bc5b71e0893e', major: 2, minor: 1 } }),
+  },
+  'GET /stores/:id/beacons': { allowed: ['administrator', 'marketer'], own: (w) => ({ url: `/stores/${w.storeA}/beacons` }), foreign: (w) => ({ url: `/stores/${w.storeB}/beacons` }) },
+  'POST /stores/:id/tills': { allowed: ['administrator'], own: (w, c) => ({ url: `/stores/${w.storeA}/tills`, payload: { name: `till of ${c}` } }) },
+  'GET /stores/:id/tills': { allowed: ['administrator', 'marketer', 'merchant'], own: (w) => ({ url: `/stores/${w.storeA}/tills` }), foreign: (w) => ({ url: `/stores/${w.storeB}/tills` }) },
+  'GET /stores/:id/report': { allowed: ['administrator', 'marketer', 'merchant'], own: (w) => ({ url: `/stores/${w.storeA}/report` }), foreign: (w) => ({ url: `/stores/${w.storeB}/report` }) },
+
+  'POST /campaigns': { allowed: ['administrator', 'marketer'], own: (w) => ({ url: '/campaigns', payload: campaignBody(w.storeA) }), foreign: (w) => ({ url: '/campaigns', payload: campaignBody(w.storeB) }) },
+  'POST /campaigns/validate': {
+    allowed: ['administrator', 'marketer'], own: (w) => ({ url: '/campaigns/validate', payload: campaignBody(w.storeA) }), foreign: (w) => ({ url: '/campaigns/validate', payload: campaignBody(w.storeB) }),
+  },
+  'GET /campaigns': { allowed: ['administrator', 'marketer'], own: () => ({ url: '/campaigns' }) },
+  'GET /campaigns/:id': { allowed: ['administrator', 'marketer'], own: (w) => ({ url: `/campaigns/${w.campaignA}` }), foreign: (w) => ({ url: `/campaigns/${w.campaignB}` }) },
+  'PUT /campaigns/:id': {
+    allowed: ['administrator', 'marketer'],
+    own: (w) => ({ url: `/campaigns/${w.campaignA}`, payload: campaignBody(w.storeA, 'edited') }),
+    foreign: (w) => ({ url: `/campaigns/${w.campaignB}`, payload: campaignBody(w.storeB, 'hijacked') }),
+  },
+  'POST /campaigns/:id/pause': { allowed: ['administrator', 'marketer'], own: async (w) => ({ url: `/campaigns/${await w.freshCampaign()}/pause` }), foreign: (w) => ({ url: `/campaigns/${w.campaignB}/pause` }) },
+  'POST /campaigns/:id/resume': { allowed: ['administrator', 'marketer'], own: (w) => ({ url: `/campaigns/${w.campaignA}/resume` }), foreign: (w) => ({ url: `/campaigns/${w.campaignB}/resume` }) },
+  'POST /campaigns/:id/archive': { allowed: ['administrator', 'marketer'], own: async (w) => ({ url: `/campaigns/${await w.freshCampaign()}/archive` }), foreign: (w) => ({ url: `/campaigns/${w.campaignB}/archive` }) },
+  'GET /campaigns/:id/report': { allowed: ['administrator', 'marketer'], own: (w) => ({ url: `/campaigns/${w.campaignA}/report` }), foreign: (w) => ({ url: `/campaigns/${w.campaignB}/report` }) },
+
+  'POST /members': { allowed: ['administrator'], own: () => ({ url: '/members', payload: { timeZone: 'UTC' } }) },
+  'PATCH /members/:id': { allowed: ['administrator'], own: (w) => ({ url: `/members/${w.memberA}`, payload: { tier: 'gold' } }) },
+  'GET /members/:id': { allowed: ['administrator', 'member'], own: (w) => ({ url: `/members/${w.memberA}` }), foreign: (w) => ({ url: `/members/${w.memberB}` }) },
+  'POST /members/:id/consents': {
+    allowed: ['administrator', 'member'],
+    own: (w) => ({ url: `/members/${w.memberA}/consents`, payload: { purpose: 'profiling', action: 'grant', source: 'app', noticeVersion: 'n-1' } }),
+    foreign: (w) => ({ url: `/members/${w.memberB}/consents`, payload: { purpose: 'sms_marketing', action: 'withdraw', source: 'app' } }),
+  },
+  'GET /members/:id/consents': { allowed: ['administrator', 'member'], own: (w) => ({ url: `/members/${w.memberA}/consents` }), foreign: (w) => ({ url: `/members/${w.memberB}/consents` }) },
+  'GET /members/:id/decisions': { allowed: ['administrator', 'member'], own: (w) => ({ url: `/members/${w.memberA}/decisions` }), foreign: (w) => ({ url: `/members/${w.memberB}/decisions` }) },
+  'GET /members/:id/export': { allowed: ['administrator', 'member'], own: (w) => ({ url: `/members/${w.memberA}/export` }), foreign: (w) => ({ url: `/members/${w.memberB}/export` }) },
+  'GET /members/:id/receipts': { allowed: ['administrator', 'member'], own: (w) => ({ url: `/members/${w.memberA}/receipts` }), foreign: (w) => ({ url: `/members/${w.memberB}/receipts` }) },
+  'POST /members/:id/erase': {
+    allowed: ['administrator', 'member'],
+    own: async (w, c) => {
+      const m = await w.freshMember();
+      return { url: `/members/${m.id}/erase`, ...(c === 'member' ? { key: m.appToken } : {}) };
+    },
+    foreign: (w) => ({ url: `/members/${w.memberB}/erase` }),
+  },
+  'GET /members/:id/ble-identity': { allowed: ['member'], own: (w) => ({ url: `/members/${w.memberA}/ble-identity` }), foreign: (w) => ({ url: `/members/${w.memberB}/ble-identity` }) },
+  'POST /members/:id/push-subscriptions': {
+    allowed: ['administrator', 'member'],
+    // No push service is allowed in this configuration: an allowed caller gets the endpoint refused (400).
+    own: (w) => ({ url: `/members/${w.memberA}/push-subscriptions`, payload: { endpoint: 'https://push.example.com/x', keys: { p256dh: 'a', auth: 'b' } } }),
+    foreign: (w) => ({ url: `/members/${w.memberB}/push-subscriptions`, payload: { endpoint: 'https://push.example.com/x', keys: { p256dh: 'a', auth: 'b' } } }),
+  },
+  'GET /members/:id/push-subscriptions': { allowed: ['administrator', 'member'], own: (w) => ({ url: `/members/${w.memberA}/push-subscriptions` }), foreign: (w) => ({ url: `/members/${w.memberB}/push-subscriptions` }) },
+  'DELETE /members/:id/push-subscriptions/:subscriptionId': {
+    allowed: ['administrator', 'member'], notFoundOk: 'PUSH_SUBSCRIPTION_NOT_FOUND',
+    own: (w) => ({ url: `/members/${w.memberA}/push-subscriptions/${NOBODY}` }),
+    foreign: (w) => ({ url: `/members/${w.memberB}/push-subscriptions/${NOBODY}` }),
+  },
+  'POST /members/:id/beacon-reports': { allowed: [], own: (w) => ({ url: `/members/${w.memberA}/beacon-reports`, payload: {} }) },
+  'POST /checkins': {
+    allowed: ['administrator', 'member'],
+    own: (w) => ({ url: '/checkins', payload: { memberId: w.memberA, ...AT_A, accuracyM: 10, at: NOW } }),
+    foreign: (w) => ({ url: '/checkins', payload: { memberId: w.memberB, ...AT_B, accuracyM: 10, at: NOW } }),
+  },
+  'GET /deliveries/:id': { allowed: ['administrator', 'member'], own: (w) => ({ url: `/deliveries/${w.deliveryA}` }), foreign: (w) => ({ url: `/deliveries/${w.deliveryB}` }) },
+
+  'POST /redemptions': {
+    // The coupon is already redeemed: an allowed caller gets 409, never 401/403/404.
+    allowed: ['administrator', 'merchant'],
+    own: (w) => ({ url: '/redemptions', payload: { code: w.codeA, storeId: w.storeA, tillId: w.tillA } }),
+    foreign: (w) => ({ url: '/redemptions', payload: { code: w.codeB, storeId: w.storeB, tillId: w.tillB } }),
+  },
+  'POST /redemptions/:id/void': {
+    allowed: ['administrator', 'merchant'],
+    own: (w) => ({ url: `/redemptions/${w.redemptionA}/void`, payload: { storeId: w.storeA } }),
+    foreign: (w) => ({ url: `/redemptions/${w.redemptionB}/void`, payload: { storeId: w.storeB } }),
+  },
+
+  'GET /admin/dead-letters': { allowed: ['administrator'], own: () => ({ url: '/admin/dead-letters' }) },
+  'POST /dev/sms/inbound': { allowed: ['administrator'], own: () => ({ url: '/dev/sms/inbound', payload: { from: '+14155550999', body: 'HELP' } }) },
+  'POST /admin/retention/run': { allowed: ['administrator'], own: () => ({ url: '/admin/retention/run' }) },
+  'GET /admin/drops': { allowed: ['administrator'], own: () => ({ url: '/admin/drops' }) },
+  'GET /admin/push-counters': { allowed: ['administrator'], own: () => ({ url: '/admin/push-counters' }) },
+
+  'POST /agents': { allowed: ['administrator'], own: (w) => ({ url: '/agents', payload: { storeId: w.storeA, name: 'box' } }) },
+  'GET /agents/:id': { allowed: ['administrator'], own: (w) => ({ url: `/agents/${w.agentA}` }) },
+  'POST /agents/:id/rotate': { allowed: ['administrator'], own: async (w) => ({ url: `/agents/${await w.freshAgent()}/rotate` }) },
+  'POST /agents/:id/revoke': { allowed: ['administrator'], own: async (w) => ({ url: `/agents/${await w.freshAgent()}/revoke` }) },
+  'POST /ingest/presence': { allowed: [], own: (w) => ({ url: '/ingest/presence', payload: { agentId: w.agentA, batchId: 'b', events: [] } }) },
+  'GET /ingest/offers': { allowed: [], own: () => ({ url: '/ingest/offers' }) },
+
+  'POST /merchants': { allowed: ['administrator'], own: () => ({ url: '/merchants', payload: { kind: 'partner', name: 'p' } }) },
+  'GET /merchants': { allowed: ['administrator', 'marketer', 'merchant'], own: () => ({ url: '/merchants' }) },
+  'GET /merchants/:id': { allowed: ['administrator', 'marketer', 'merchant'], own: (w) => ({ url: `/merchants/${w.brandA}` }), foreign: (w) => ({ url: `/merchants/${w.brandB}` }) },
+  'GET /merchants/:id/settlement': {
+    allowed: ['administrator', 'marketer', 'merchant'],
+    own: (w) => ({ url: `/merchants/${w.brandA}/settlement?from=2026-06-01T00:00:00Z&to=2026-07-01T00:00:00Z` }),
+    foreign: (w) => ({ url: `/merchants/${w.brandB}/settlement?from=2026-06-01T00:00:00Z&to=2026-07-01T00:00:00Z` }),
+  },
+  'POST /alliance-offers': { allowed: ['administrator', 'merchant'], own: () => ({ url: '/alliance-offers', payload: {} }) },
+  'GET /alliance-offers': { allowed: ['administrator', 'marketer', 'merchant'], own: () => ({ url: '/alliance-offers' }) },
+  'GET /alliance-offers/:id': { allowed: ['administrator', 'marketer', 'merchant'], notFoundOk: 'ALLIANCE_OFFER_NOT_FOUND', own: () => ({ url: `/alliance-offers/${NOBODY}` }) },
+  'POST /alliance-offers/:id/withdraw': { allowed: ['administrator', 'merchant'], notFoundOk: 'ALLIANCE_OFFER_NOT_FOUND', own: () => ({ url: `/alliance-offers/${NOBODY}/withdraw` }) },
+  'GET /alliance-offers/:id/settlement': {
+    allowed: ['administrator', 'marketer', 'merchant'], notFoundOk: 'ALLIANCE_OFFER_NOT_FOUND',
+    own: () => ({ url: `/alliance-offers/${NOBODY}/settlement?from=2026-06-01T00:00:00Z&to=2026-07-01T00:00:00Z` }),
+  },
+
+  'POST /api-keys': { allowed: ['administrator'], own: (w) => ({ url: '/api-keys', payload: { role: 'merchant', name: 'till', merchantId: w.brandA } }) },
+  'GET /api-keys': { allowed: ['administrator'], own: () => ({ url: '/api-keys' }) },
+  'GET /api-keys/:id': { allowed: ['administrator'], own: async (w) => ({ url: `/api-keys/${(await w.freshKey('merchant')).id}` }) },
+  'POST /api-keys/:id/revoke': { allowed: ['administrator'], own: async (w) => ({ url: `/api-keys/${(await w.freshKey('merchant')).id}/revoke` }) },
+  'POST /api-keys/:id/rotate': { allowed: ['administrator'], own: async (w) => ({ url: `/api-keys/${(await w.freshKey('merchant')).id}/rotate` }) },
+  'POST /api-keys/current/rotate': {
+    allowed: ['administrator', 'marketer', 'merchant', 'member'],
+    // Each caller rotates a key of its own role made for this call, so the matrix's keys stay as they are.
+    own: async (w, c) => ({ url: '/api-keys/current/rotate', key: (await w.freshKey(c)).key }),
+  },
+};
+
+describe.each(backends)('access control on the %s backends', (backend) => {
+  let iso: Isolated;
+  let gw: TestGateway;
+  const w = {} as World;
+
+  const send = async (method: string, req: Req, key: string | null) => {
+    const res = await gw.app.inject({
+      method: method as 'GET', url: req.url, ...(req.payload ? { payload: req.payload } : {}),
+      headers: { authorization: key === null ? '' : `Bearer ${key}` },
+    });
+    return { status: res.statusCode, code: String(res.headers['content-type'] ?? '').includes('json') ? (res.json().error?.code as string | undefined) : undefined };
+  };
+  const ok = async (method: string, url: string, payload?: object) => {
+    const res = await gw.app.inject({ method: method as 'GET', url, ...(payload ? { payload } : {}) });
+    if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`);
+    return res.json();
+  };
+
+  beforeAll(async () => {
+    iso = isolatedConfig(backend);
+    gw = await startGateway(iso.config, { now: () => new Date(NOW) });
+    let phone = 0;
+    const tenant = async (at: { lat: number; lon: number }, tag: string) => {
+      const brand = await ok('POST', '/merchants', { kind: 'brand', name: `Brand ${tag}` });
+      const store = await ok('POST', '/stores', { merchantId: brand.id, name: `Store ${tag}`, timeZone: 'America/New_York', location: at, geofence: { radiusM: 100 } });
+      const zone = await ok('POST', `/stores/${store.id}/zones`, { name: 'door' });
+      const till = await ok('POST', `/stores/${store.id}/tills`, { name: 'till 1' });
+      const campaign = await ok('POST', '/campaigns', campaignBody(store.id, `Campaign ${tag}`));
+      const member = await ok('POST', '/members', { phone: `+1415555${8000 + ++phone}`, timeZone: 'America/New_York' });
+      await grantConsents(gw, member.id, member.phone, ['location', 'sms_marketing']);
+      const checkin = await ok('POST', '/checkins', { memberId: member.id, ...at, accuracyM: 10, at: NOW });
+      const [coupon] = await gw.deps.db.query<{ code: string }>('SELECT code FROM coupons WHERE decision_id = $1', [checkin.decisions[0].id]);
+      const redemption = await ok('POST', '/redemptions', { code: coupon!.code, storeId: store.id });
+      return { brand: brand.id as string, store, zone: zone.id as string, till: till.id as string, campaign: campaign.id as string, member, delivery: checkin.deliveryIds[0] as string, redemption: redemption.id as string, code: coupon!.code };
+    };
+    const a = await tenant(AT_A, 'A');
+    const b = await tenant(AT_B, 'B');
+    const key = async (role: Caller, scope: object) => (await issueApiKey(gw.deps.db, { role, name: `matrix ${role}`, ...scope })).key;
+    Object.assign(w, {
+      brandA: a.brand, brandB: b.brand, storeA: a.store.id, storeB: b.store.id, zoneA: a.zone, zoneB: b.zone, tillA: a.till, tillB: b.till,
+      geofenceA: a.store.geofences[0].id, geofenceB: b.store.geofences[0].id, campaignA: a.campaign, campaignB: b.campaign,
+      memberA: a.member.id, memberB: b.member.id, deliveryA: a.delivery, deliveryB: b.delivery, redemptionA: a.redemption, redemptionB: b.redemption, codeA: a.code, codeB: b.code,
+      agentA: (await ok('POST', '/agents', { storeId: a.store.id, name: 'box A' })).agent.id,
+      keys: {
+        administrator: gw.adminKey,
+        marketer: await key('marketer', { merchantId: a.brand }),
+        merchant: await key('merchant', { merchantId: a.brand }),
+        member: a.member.appToken,
+      },
+      freshMember: async () => ok('POST', '/members', { timeZone: 'UTC' }),
+      freshKey: async (role: Caller) => {
+        const scope = role === 'member' ? { memberId: a.member.id } : role === 'administrator' ? {} : { merchantId: a.brand };
+        const issued = await issueApiKey(gw.deps.db, { role, name: 'fresh', ...scope });
+        return { id: issued.apiKey.id, key: issued.key };
+      },
+      freshAgent: async () => (await ok('POST', '/agents', { storeId: a.store.id, name: 'spare box' })).agent.id,
+      freshCampaign: async () => (await ok('POST', '/campaigns', campaignBody(a.store.id, 'spare'))).id,
+    } satisfies Partial<World>);
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+    await iso?.cleanup();
+  });
+
+  it('has a row for every route the gateway serves, and every route declares its access', () => {
+    const served = gw.app.declaredRoutes.map((r) => `${r.method} ${r.url}`).sort();
+    expect(served).toEqual(Object.keys(ROUTES).sort());
+  });
+
+  for (const [route, row] of Object.entries(ROUTES)) {
+    const [method, pattern] = route.split(' ') as [string, string];
+    it(`${route}: ${row.allowed.length ? row.allowed.join(', ') : 'no API key'}${row.foreign ? "; never another tenant's" : ''}`, async () => {
+      const { access } = gw.app.declaredRoutes.find((r) => r.method === method && r.url === pattern)!;
+      const isPublic = 'public' in access;
+      const signed = !isPublic && access.by === 'signature';
+      const refused: string[] = [];
+      // Without credentials: 401 unless the route is public.
+      const anonymous = await send(method, await row.own(w, 'administrator'), null);
+      // A route with its own signature refuses an unsigned request with 401 or 403, before reading its body.
+      if (!isPublic && anonymous.status !== 401 && !(signed && anonymous.status === 403)) refused.push(`no key: ${anonymous.status} ${anonymous.code}`);
+      if (isPublic && [401, 403].includes(anonymous.status) && row.allowed.length > 0) refused.push(`public route refused anonymous: ${anonymous.status}`);
+
+      for (const caller of CALLERS) {
+        const req = await row.own(w, caller);
+        const res = await send(method, req, req.key ?? w.keys[caller]);
+        const allowed = row.allowed.includes(caller);
+        const gotIn = ![401, 403].includes(res.status) && !(res.status === 404 && res.code !== row.notFoundOk) && res.status < 500;
+        if (allowed !== gotIn) refused.push(`${caller} on own: ${res.status} ${res.code} (expected ${allowed ? 'allowed' : 'refused'})`);
+        if (!allowed && row.allowed.length > 0 && !isPublic && (res.status !== 403 || res.code !== 'FORBIDDEN')) {
+          refused.push(`${caller} refused with ${res.status} ${res.code}, not 403 FORBIDDEN`);
+        }
+        if (row.foreign) {
+          const f = await send(method, row.foreign(w), w.keys[caller]);
+          if (caller === 'administrator' && allowed) {
+            if ([401, 403].includes(f.status) || f.status >= 500) refused.push(`administrator on B: ${f.status} ${f.code}`);
+          } else if (allowed ? f.status !== 404 : f.status !== 403) {
+            refused.push(`${caller} on tenant B's object: ${f.status} ${f.code} (expected ${allowed ? 404 : 403})`);
+          }
+        }
+      }
+      expect(refused).toEqual([]);
+    });
+  }
+
+  it("answers another tenant's object exactly as one that does not exist", async () => {
+    const foreign = await send('GET', { url: `/campaigns/${w.campaignB}` }, w.keys.marketer);
+    const missing = await send('GET', { url: `/campaigns/${NOBODY}` }, w.keys.marketer);
+    expect(foreign).toEqual(missing);
+    expect(foreign).toEqual({ status: 404, code: 'CAMPAIGN_NOT_FOUND' });
+    const store = await gw.app.inject({ method: 'GET', url: `/stores/${w.storeB}`, headers: as(w.keys.merchant) });
+    const none = await gw.app.inject({ method: 'GET', url: `/stores/${NOBODY}`, headers: as(w.keys.merchant) });
+    expect(store.json().error.message.replace(w.storeB, 'X')).toBe(none.json().error.message.replace(NOBODY, 'X'));
+  });
+
+  it("lists only the caller's own: campaigns and merchants of a marketer's brand", async () => {
+    const campaigns = (await gw.app.inject({ method: 'GET', url: '/campaigns', headers: as(w.keys.marketer) })).json().campaigns as Array<{ merchantId: string; id: string }>;
+    expect(campaigns.length).toBeGreaterThan(0);
+    expect(campaigns.every((c) => c.merchantId === w.brandA)).toBe(true);
+    expect(campaigns.map((c) => c.id)).not.toContain(w.campaignB);
+    const merchants = (await gw.app.inject({ method: 'GET', url: '/merchants', headers: as(w.keys.merchant) })).json().merchants as Array<{ id: string }>;
+    expect(merchants.map((m) => m.id)).toEqual([w.brandA]);
+    const all = (await gw.app.inject({ method: 'GET', url: '/merchants', headers: as(w.keys.administrator) })).json().merchants as Array<{ id: string }>;
+    expect(all.map((m) => m.id)).toEqual(expect.arrayContaining([w.brandA, w.brandB]));
+  });
+
+  it("keeps a marketer's new stores and campaigns in its brand, and refuses another brand's geofences and zones", async () => {
+    const store = (await gw.app.inject({ method: 'POST', url: '/stores', headers: as(w.keys.marketer), payload: { name: 'new', timeZone: 'UTC', location: AT_A } })).json();
+    expect(store.merchantId).toBe(w.brandA);
+    const elsewhere = await gw.app.inject({ method: 'POST', url: '/stores', headers: as(w.keys.marketer), payload: { merchantId: w.brandB, name: 'x', timeZone: 'UTC', location: AT_B } });
+    expect([elsewhere.statusCode, elsewhere.json().error.code]).toEqual([404, 'MERCHANT_NOT_FOUND']);
+    const fences = await gw.app.inject({
+      method: 'POST', url: '/campaigns', headers: as(w.keys.marketer),
+      payload: { name: 'g', geofenceIds: [w.geofenceB], trigger: { kind: 'geofence_enter' }, offer: { title: 't', message: 'm {code}' } },
+    });
+    expect(fences.statusCode).toBe(400);
+    expect(fences.json().error.details.issues[0]).toMatchObject({ field: 'body/geofenceIds/0', problem: `geofence ${w.geofenceB} does not exist` });
+    const zones = await gw.app.inject({
+      method: 'POST', url: '/campaigns', headers: as(w.keys.marketer),
+      payload: { name: 'z', trigger: { kind: 'zone_enter', zoneIds: [w.zoneB] }, offer: { title: 't', message: 'm {code}' } },
+    });
+    expect(zones.statusCode).toBe(400);
+    expect(JSON.stringify(zones.json().error.details)).toContain(`zone ${w.zoneB} does not exist`);
+    const mine = await gw.app.inject({
+      method: 'POST', url: '/campaigns', headers: as(w.keys.marketer),
+      payload: { name: 'z', trigger: { kind: 'zone_enter', zoneIds: [w.zoneA] }, offer: { title: 't', message: 'm {code}' } },
+    });
+    expect([mine.statusCode, mine.json().merchantId]).toEqual([201, w.brandA]);
+  });
+
+  it('refuses revoked, expired and malformed keys, and keeps a rotated key only for its grace period', async () => {
+    const call = (key: string) => send('GET', { url: `/stores/${w.storeA}` }, key);
+    const revoked = await issueApiKey(gw.deps.db, { role: 'merchant', name: 'lost till', merchantId: w.brandA });
+    expect((await call(revoked.key)).status).toBe(200);
+    expect((await send('POST', { url: `/api-keys/${revoked.apiKey.id}/revoke` }, gw.adminKey)).status).toBe(200);
+    expect(await call(revoked.key)).toEqual({ status: 401, code: 'API_KEY_REVOKED' });
+
+    const expired = await issueApiKey(gw.deps.db, { role: 'merchant', name: 'temp', merchantId: w.brandA, expiresAt: new Date(Date.parse(NOW) - 1000) });
+    expect(await call(expired.key)).toEqual({ status: 401, code: 'API_KEY_EXPIRED' });
+
+    const [, id] = revoked.key.split('.');
+    expect(await call(`pmk.${id}.${'A'.repeat(43)}`)).toEqual({ status: 401, code: 'API_KEY_INVALID' });
+    expect(await call('not-a-key')).toEqual({ status: 401, code: 'API_KEY_INVALID' });
+    expect(await call(`pmk.${NOBODY}.${'A'.repeat(43)}`)).toEqual({ status: 401, code: 'API_KEY_INVALID' });
+
+    // Rotation without grace: the old key stops at once, the new one works with the same scope.
+    const old = await issueApiKey(gw.deps.db, { role: 'merchant', name: 'till 7', merchantId: w.brandA });
+    const rotated = await gw.app.inject({ method: 'POST', url: `/api-keys/${old.apiKey.id}/rotate`, payload: { graceSeconds: 0 } });
+    expect(rotated.statusCode).toBe(201);
+    const fresh = rotated.json();
+    expect(fresh.apiKey).toMatchObject({ role: 'merchant', merchantId: w.brandA, name: 'till 7' });
+    expect(await call(old.key)).toEqual({ status: 401, code: 'API_KEY_EXPIRED' });
+    expect((await call(fresh.key)).status).toBe(200);
+    const again = await gw.app.inject({ method: 'POST', url: `/api-keys/${old.apiKey.id}/rotate` });
+    expect([again.statusCode, again.json().error.code]).toEqual([409, 'API_KEY_STATE_CONFLICT']);
+    // Only a hash is kept.
+    const [row] = await gw.deps.db.query<{ secret_hash: Buffer }>('SELECT secret_hash FROM api_keys WHERE id = $1', [fresh.apiKey.id]);
+    expect(row!.secret_hash.length).toBe(32);
+    expect(JSON.stringify(await gw.deps.db.query('SELECT * FROM api_keys'))).not.toContain(fresh.key.split('.')[2]);
+  });
+
+  it("erasure revokes the member's app tokens", async () => {
+    const m = await ok('POST', '/members', { timeZone: 'UTC' });
+    expect((await send('GET', { url: `/members/${m.id}` }, m.appToken)).status).toBe(200);
+    expect((await send('POST', { url: `/members/${m.id}/erase` }, m.appToken)).status).toBe(200);
+    expect(await send('GET', { url: `/members/${m.id}` }, m.appToken)).toEqual({ status: 401, code: 'API_KEY_REVOKED' });
+  });
+});
+
+describe('abuse limits', () => {
+  it('limits sign-ups per address and members per key with 429 RATE_LIMITED and Retry-After; administrators pass', async () => {
+    const iso = isolatedConfig(backends.at(-1)!, { RATE_LIMIT_PUBLIC_PER_MINUTE: '3', RATE_LIMIT_MEMBER_PER_MINUTE: '5' });
+    const gw = await startGateway(iso.config);
+    try {
+      const signups = [];
+      for (let i = 0; i < 4; i++) signups.push(await gw.app.inject({ method: 'POST', url: '/members/signup', payload: { timeZone: 'UTC' }, headers: { authorization: '' } }));
+      expect(signups.map((r) => r.statusCode)).toEqual([201, 201, 201, 429]);
+      expect(signups[3]!.json().error).toMatchObject({ code: 'RATE_LIMITED', details: { limit: 3 } });
+      expect(Number(signups[3]!.headers['retry-after'])).toBeGreaterThan(0);
+
+      const m = signups[0]!.json();
+      const reads = [];
+      for (let i = 0; i < 6; i++) reads.push((await gw.app.inject({ method: 'GET', url: `/members/${m.id}`, headers: as(m.appToken) })).statusCode);
+      expect(reads).toEqual([200, 200, 200, 200, 200, 429]);
+      // Another member's key has its own count; an administrator is not a member's traffic.
+      const other = signups[1]!.json();
+      expect((await gw.app.inject({ method: 'GET', url: `/members/${other.id}`, headers: as(other.appToken) })).statusCode).toBe(200);
+      for (let i = 0; i < 8; i++) expect((await gw.app.inject({ method: 'GET', url: `/members/${m.id}` })).statusCode).toBe(200);
+    } finally {
+      await gw.close();
+      await iso.cleanup();
+    }
+  });
+
+  it('refuses a body over the limit with 413 PAYLOAD_TOO_LARGE before reading it as anything', async () => {
+    const iso = isolatedConfig('embedded');
+    const gw = await startGateway(iso.config);
+    try {
+      const res = await gw.app.inject({ method: 'POST', url: '/stores', payload: { name: 'x'.repeat(70 * 1024), timeZone: 'UTC', location: AT_A } });
+      expect([res.statusCode, res.json().error.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
+    } finally {
+      await gw.close();
+      await iso.cleanup();
+    }
+  });
+});

@@ -31,6 +31,10 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
     logger: deps.config.logLevel === 'silent' ? false : { level: deps.config.logLevel },
     bodyLimit: BODY_LIMIT_BYTES,
     return503OnClosing: true,
+    // A number is how many proxies in front to believe (fastify's hop count, in the shape its types take).
+    trustProxy: typeof deps.config.trustProxy === 'number'
+      ? ((hops: number) => (_address: string, i: number) => i < hops)(deps.config.trustProxy)
+      : deps.config.trustProxy,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler());

@@ -53,6 +53,8 @@ export interface Config {
   programFrequency: string;
   /** The gateway's address as Twilio calls it (it may sit behind a proxy); webhook signatures are checked against it. */
   publicUrl: string;
+  /** Which proxies' X-Forwarded-For to believe for the caller's address (rate limits): false, true, hops or addresses. */
+  trustProxy: boolean | number | string[];
   /** Raw check-ins and detections older than this are purged. */
   retentionDays: number;
   /** Members' phones rotate their Eddystone-EID every 2^K seconds; K for keys issued from now on. */
@@ -246,6 +248,7 @@ export function loadConfig(env: Env = process.env): Config {
     programName: text(env, 'PROGRAM_NAME') ?? 'Nearby Offers',
     programHelp: text(env, 'PROGRAM_HELP') ?? 'help@example.com',
     programFrequency: text(env, 'PROGRAM_FREQUENCY') ?? 'Up to 3 msgs/week',
+    trustProxy: trustProxy(env),
     publicUrl: (url(env, 'PUBLIC_URL', ['http:', 'https:']) ?? `http://${text(env, 'HOST') ?? '127.0.0.1'}:${integer(env, 'PORT', 3000, 0, 65535)}`).replace(/\/$/, ''),
     retentionDays: integer(env, 'RETENTION_DAYS', 30, 1, 3650),
     eidRotationExponent: integer(env, 'EID_ROTATION_EXPONENT', 10, 0, 15),
@@ -264,6 +267,20 @@ export function loadConfig(env: Env = process.env): Config {
 
 /** Carriers' throughput per sending number type (US): a long code 1 message/s, toll-free 3, a short code 100. */
 export const SMS_RATES = { long_code: 1, toll_free: 3, short_code: 100 } as const;
+
+function trustProxy(env: Env): boolean | number | string[] {
+  const v = text(env, 'TRUST_PROXY');
+  if (v === undefined || v === 'false') return false;
+  if (v === 'true') return true;
+  if (/^\d+$/.test(v)) return integer(env, 'TRUST_PROXY', 0, 0, 16);
+  const list = v.split(',').map((x) => x.trim()).filter(Boolean);
+  for (const item of list) {
+    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(item)) {
+      throw new ConfigError('TRUST_PROXY', `must be true, false, a number of hops or addresses (CIDR allowed), got "${item}"`);
+    }
+  }
+  return list;
+}
 
 function smsRate(env: Env): number {
   const explicit = text(env, 'SMS_RATE_PER_SECOND');

@@ -32,8 +32,8 @@ try {
         console.log([k.id, k.role, k.name, k.merchantId ?? k.memberId ?? '-', k.revokedAt ? `revoked ${k.revokedAt}` : k.expiresAt ? `expires ${k.expiresAt}` : 'live'].join('\t'));
       }
     } else if (command === 'revoke' && rest[0]) {
-      const k = await revokeApiKey(db, rest[0], new Date());
-      console.log(`key ${k.id} revoked at ${k.revokedAt}`);
+      const { apiKey, revokedIds } = await revokeApiKey(db, rest[0], new Date());
+      console.log(`key ${apiKey.id} revoked at ${apiKey.revokedAt}${revokedIds.length > 1 ? `, with ${revokedIds.length - 1} key(s) that replaced it` : ''}`);
     } else {
       console.error(USAGE);
       process.exitCode = 2;

@@ -30,7 +30,10 @@ interface World {
   redemptionA: string; redemptionB: string;
   codeA: string; codeB: string;
   agentA: string;
+  /** Partners: A's offer is published; B's was withdrawn (and no brand of A's ever included it). */
+  partnerA: string; partnerKey: string; offerA: string; offerB: string;
   keys: Record<Caller, string>;
+  freshOffer(): Promise<string>;
   /** Fresh objects for calls that use them up. */
   freshMember(): Promise<{ id: string; appToken: string }>;
   freshKey(role: Caller): Promise<{ id: string; key: string }>;
@@ -52,6 +55,9 @@ const AT_A = { lat: 40.7, lon: -74.0 };
 const AT_B = { lat: 41.7, lon: -72.0 };
 const NOW = '2026-06-03T16:00:00.000Z'; // Wednesday noon in New York
 const NOBODY = '00000000-0000-4000-8000-00000000dead';
+const offerBody = () => ({
+  title: 'Treat', message: 'Treat {code}', faceValue: 2.5, validFrom: '2026-06-01T00:00:00Z', validTo: '2026-12-31T00:00:00Z',
+});
 const campaignBody = (storeId: string, name = 'c') => ({ name, storeId, trigger: { kind: 'checkin' }, offer: { title: 't', message: 'Deal {code}' } });
 const zoneIds = (zoneId: string) => ({ name: 'zone campaign', trigger: { kind: 'zone_enter', zoneIds: [zoneId] }, offer: { title: 't', message: 'm {code}' } });
 void zoneIds;
@@ -181,13 +187,26 @@ const ROUTES: Record<string, Row> = {
     own: (w) => ({ url: `/merchants/${w.brandA}/settlement?from=2026-06-01T00:00:00Z&to=2026-07-01T00:00:00Z` }),
     foreign: (w) => ({ url: `/merchants/${w.brandB}/settlement?from=2026-06-01T00:00:00Z&to=2026-07-01T00:00:00Z` }),
   },
-  'POST /alliance-offers': { allowed: ['administrator', 'merchant'], own: () => ({ url: '/alliance-offers', payload: {} }) },
+  // The matrix's merchant key is brand A's; for offers, a merchant is a partner: partner A's key stands in.
+  'POST /alliance-offers': {
+    allowed: ['administrator', 'merchant'],
+    own: (w, c) => (c === 'merchant' ? { url: '/alliance-offers', payload: offerBody(), key: w.partnerKey } : { url: '/alliance-offers', payload: { ...offerBody(), merchantId: w.partnerA } }),
+  },
   'GET /alliance-offers': { allowed: ['administrator', 'marketer', 'merchant'], own: () => ({ url: '/alliance-offers' }) },
-  'GET /alliance-offers/:id': { allowed: ['administrator', 'marketer', 'merchant'], notFoundOk: 'ALLIANCE_OFFER_NOT_FOUND', own: () => ({ url: `/alliance-offers/${NOBODY}` }) },
-  'POST /alliance-offers/:id/withdraw': { allowed: ['administrator', 'merchant'], notFoundOk: 'ALLIANCE_OFFER_NOT_FOUND', own: () => ({ url: `/alliance-offers/${NOBODY}/withdraw` }) },
+  'GET /alliance-offers/:id': {
+    allowed: ['administrator', 'marketer', 'merchant'],
+    own: (w, c) => ({ url: `/alliance-offers/${w.offerA}`, ...(c === 'merchant' ? { key: w.partnerKey } : {}) }),
+    foreign: (w) => ({ url: `/alliance-offers/${w.offerB}` }),
+  },
+  'POST /alliance-offers/:id/withdraw': {
+    allowed: ['administrator', 'merchant'],
+    own: async (w, c) => ({ url: `/alliance-offers/${await w.freshOffer()}/withdraw`, ...(c === 'merchant' ? { key: w.partnerKey } : {}) }),
+    foreign: (w) => ({ url: `/alliance-offers/${w.offerB}/withdraw` }),
+  },
   'GET /alliance-offers/:id/settlement': {
-    allowed: ['administrator', 'marketer', 'merchant'], notFoundOk: 'ALLIANCE_OFFER_NOT_FOUND',
-    own: () => ({ url: `/alliance-offers/${NOBODY}/settlement?from=2026-06-01T00:00:00Z&to=2026-07-01T00:00:00Z` }),
+    allowed: ['administrator', 'marketer', 'merchant'],
+    own: (w, c) => ({ url: `/alliance-offers/${w.offerA}/settlement?from=2026-06-01T00:00:00Z&to=2026-07-01T00:00:00Z`, ...(c === 'merchant' ? { key: w.partnerKey } : {}) }),
+    foreign: (w) => ({ url: `/alliance-offers/${w.offerB}/settlement?from=2026-06-01T00:00:00Z&to=2026-07-01T00:00:00Z` }),
   },
 
   'POST /api-keys': { allowed: ['administrator'], own: (w) => ({ url: '/api-keys', payload: { role: 'merchant', name: 'till', merchantId: w.brandA } }) },
@@ -240,11 +259,23 @@ describe.each(backends)('access control on the %s backends', (backend) => {
     const a = await tenant(AT_A, 'A');
     const b = await tenant(AT_B, 'B');
     const key = async (role: Caller, scope: object) => (await issueApiKey(gw.deps.db, { role, name: `matrix ${role}`, ...scope })).key;
+    const partner = async (tag: string, at: { lat: number; lon: number }) => {
+      const p = await ok('POST', '/merchants', { kind: 'partner', name: `Partner ${tag}` });
+      await ok('POST', '/stores', { merchantId: p.id, name: `Partner ${tag} shop`, timeZone: 'America/New_York', location: at });
+      return p.id as string;
+    };
+    const partnerA = await partner('A', AT_A);
+    const partnerB = await partner('B', AT_B);
+    const offerA = (await ok('POST', '/alliance-offers', { ...offerBody(), merchantId: partnerA })).id as string;
+    const offerB = (await ok('POST', '/alliance-offers', { ...offerBody(), merchantId: partnerB })).id as string;
+    await ok('POST', `/alliance-offers/${offerB}/withdraw`);
     Object.assign(w, {
       brandA: a.brand, brandB: b.brand, storeA: a.store.id, storeB: b.store.id, zoneA: a.zone, zoneB: b.zone, tillA: a.till, tillB: b.till,
       geofenceA: a.store.geofences[0].id, geofenceB: b.store.geofences[0].id, campaignA: a.campaign, campaignB: b.campaign,
       memberA: a.member.id, memberB: b.member.id, deliveryA: a.delivery, deliveryB: b.delivery, redemptionA: a.redemption, redemptionB: b.redemption, codeA: a.code, codeB: b.code,
       agentA: (await ok('POST', '/agents', { storeId: a.store.id, name: 'box A' })).agent.id,
+      partnerA, partnerKey: await key('merchant', { merchantId: partnerA }), offerA, offerB,
+      freshOffer: async () => (await ok('POST', '/alliance-offers', { ...offerBody(), merchantId: partnerA })).id,
       keys: {
         administrator: gw.adminKey,
         marketer: await key('marketer', { merchantId: a.brand }),
@@ -366,6 +397,19 @@ describe.each(backends)('access control on the %s backends', (backend) => {
     expect(await call(`pmk.${id}.${'A'.repeat(43)}`)).toEqual({ status: 401, code: 'API_KEY_INVALID' });
     expect(await call('not-a-key')).toEqual({ status: 401, code: 'API_KEY_INVALID' });
     expect(await call(`pmk.${NOBODY}.${'A'.repeat(43)}`)).toEqual({ status: 401, code: 'API_KEY_INVALID' });
+    // Not a uuid, though of a uuid's length and alphabet: refused as a key, never a database error.
+    expect(await call(`pmk.${'a'.repeat(36)}.${'A'.repeat(43)}`)).toEqual({ status: 401, code: 'API_KEY_INVALID' });
+
+    // A thief who rotated a stolen key holds nothing once the stolen key is revoked.
+    const stolen = await issueApiKey(gw.deps.db, { role: 'merchant', name: 'till 9', merchantId: w.brandA });
+    const successor = (await gw.app.inject({ method: 'POST', url: '/api-keys/current/rotate', headers: as(stolen.key), payload: { graceSeconds: 0 } })).json();
+    const third = (await gw.app.inject({ method: 'POST', url: '/api-keys/current/rotate', headers: as(successor.key), payload: { graceSeconds: 0 } })).json();
+    expect((await call(third.key)).status).toBe(200);
+    const tooLong = await gw.app.inject({ method: 'POST', url: '/api-keys/current/rotate', headers: as(third.key), payload: { graceSeconds: 90_000 } });
+    expect([tooLong.statusCode, tooLong.json().error.code]).toEqual([400, 'VALIDATION_FAILED']);
+    expect((await send('POST', { url: `/api-keys/${stolen.apiKey.id}/revoke` }, gw.adminKey)).status).toBe(200);
+    expect(await call(successor.key)).toEqual({ status: 401, code: 'API_KEY_REVOKED' });
+    expect(await call(third.key)).toEqual({ status: 401, code: 'API_KEY_REVOKED' });
 
     // Rotation without grace: the old key stops at once, the new one works with the same scope.
     const old = await issueApiKey(gw.deps.db, { role: 'merchant', name: 'till 7', merchantId: w.brandA });
@@ -381,6 +425,35 @@ describe.each(backends)('access control on the %s backends', (backend) => {
     const [row] = await gw.deps.db.query<{ secret_hash: Buffer }>('SELECT secret_hash FROM api_keys WHERE id = $1', [fresh.apiKey.id]);
     expect(row!.secret_hash.length).toBe(32);
     expect(JSON.stringify(await gw.deps.db.query('SELECT * FROM api_keys'))).not.toContain(fresh.key.split('.')[2]);
+  });
+
+  it('lets a member record consent only as themselves, now, from the app or the web; an SMS keyword only comes by SMS', async () => {
+    const m = await ok('POST', '/members', { phone: '+14155558999', timeZone: 'UTC' });
+    const grant = (payload: object, key: string) => gw.app.inject({ method: 'POST', url: `/members/${m.id}/consents`, headers: as(key), payload });
+    // Skipping the YES by claiming it came as a keyword: refused, for members and administrators alike.
+    for (const key of [m.appToken, gw.adminKey]) {
+      const res = await grant({ purpose: 'sms_marketing', action: 'grant', source: 'sms_keyword' }, key);
+      expect([res.statusCode, res.json().error.code, res.json().error.details.issues[0].field]).toEqual([400, 'VALIDATION_FAILED', 'body/source']);
+    }
+    const staff = await grant({ purpose: 'location', action: 'grant', source: 'store_staff' }, m.appToken);
+    expect(staff.statusCode).toBe(400);
+    const backdated = await grant({ purpose: 'location', action: 'grant', source: 'app', occurredAt: '2026-01-01T00:00:00Z', actor: 'someone else' }, m.appToken);
+    expect(backdated.statusCode).toBe(201);
+    expect(backdated.json().event).toMatchObject({ occurredAt: NOW, actor: null });
+    const sms = await grant({ purpose: 'sms_marketing', action: 'grant', source: 'app' }, m.appToken);
+    expect(sms.json().consents.sms_marketing).toMatchObject({ granted: false, pending: true });
+    // An administrator may enter a paper consent with its date.
+    const paper = await grant({ purpose: 'profiling', action: 'grant', source: 'store_staff', occurredAt: '2026-06-01T10:00:00Z', actor: 'clerk 4' }, gw.adminKey);
+    expect(paper.json().event).toMatchObject({ occurredAt: '2026-06-01T10:00:00.000Z', actor: 'clerk 4', source: 'store_staff' });
+  });
+
+  it("refuses a campaign audience naming another brand's home store", async () => {
+    const res = await gw.app.inject({
+      method: 'POST', url: '/campaigns', headers: as(w.keys.marketer),
+      payload: { ...campaignBody(w.storeA), audience: { homeStoreIds: [w.storeA, w.storeB] } },
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.details.issues).toEqual([{ field: 'body/audience/homeStoreIds/1', problem: `store ${w.storeB} does not exist` }]);
   });
 
   it("erasure revokes the member's app tokens", async () => {
@@ -410,6 +483,26 @@ describe('abuse limits', () => {
       const other = signups[1]!.json();
       expect((await gw.app.inject({ method: 'GET', url: `/members/${other.id}`, headers: as(other.appToken) })).statusCode).toBe(200);
       for (let i = 0; i < 8; i++) expect((await gw.app.inject({ method: 'GET', url: `/members/${m.id}` })).statusCode).toBe(200);
+
+      // A member's quota is theirs, whichever token: a new one does not start a new count.
+      const third = signups[2]!.json();
+      const probe = (key: string, id: string) => gw.app.inject({ method: 'GET', url: `/members/${id}`, headers: as(key) });
+      const fresh = (await gw.app.inject({ method: 'POST', url: '/api-keys', payload: { role: 'member', name: 'second phone', memberId: m.id } })).json().key;
+      expect((await probe(fresh, m.id)).statusCode).toBe(429);
+      // Probing other members' ids counts as well: 404s until the quota is gone.
+      const probes = [];
+      for (let i = 0; i < 6; i++) probes.push((await probe(third.appToken, other.id)).statusCode);
+      expect(probes).toEqual([404, 404, 404, 404, 404, 429]);
+
+      // Guessed keys cost the address its quota (3): then 429 instead of another look.
+      const guesses = [];
+      for (let i = 0; i < 5; i++) guesses.push((await probe(`pmk.${NOBODY}.${'B'.repeat(43)}`, m.id)).statusCode);
+      expect(guesses).toEqual([401, 401, 401, 429, 429]);
+
+      // Twilio's webhooks are never limited: a STOP must not be dropped (unsigned here, so 403 each time).
+      const hooks = [];
+      for (let i = 0; i < 6; i++) hooks.push((await gw.app.inject({ method: 'POST', url: '/webhooks/twilio/sms', payload: { MessageSid: `SM${i}`, From: '+1', Body: 'STOP' }, headers: { authorization: '' } })).statusCode);
+      expect(hooks.every((status) => status !== 429)).toBe(true);
     } finally {
       await gw.close();
       await iso.cleanup();

@@ -147,6 +147,9 @@ describe.each(backends)('alliance offers on the %s backends', (backend) => {
       await settled();
       const [delivery] = await sql<{ body: string; status: string }>('SELECT body, status FROM deliveries WHERE coupon_id = (SELECT id FROM coupons WHERE code = $1)', [code]);
       expect(delivery!.body).toContain(`Show code ${code} for 5 off at our bakery`);
+      // The member's record names the offer they received: the partner's, not the campaign's placeholder.
+      const record = await gw.app.inject({ method: 'GET', url: `/members/${withConsent}` });
+      expect(record.json().offers.map((o: { couponCode: string; title: string }) => [o.couponCode, o.title])).toEqual([[code, 'Partner treat']]);
 
       const without = await member(NO_PARTNER);
       const refused = await checkin(without, north(at, 20));

@@ -47,7 +47,7 @@ interface Row {
 }
 
 const PREFIX = 'pmk';
-const KEY_PATTERN = /^pmk\.([0-9a-f-]{36})\.([A-Za-z0-9_-]{43})$/;
+const KEY_PATTERN = /^pmk\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/;
 
 const hashOf = (secret: string) => createHash('sha256').update(secret).digest();
 
@@ -107,10 +107,21 @@ export async function listApiKeys(db: Sql, filter: { merchantId?: string; member
   return rows.map(view);
 }
 
-export async function revokeApiKey(db: Sql, id: string, now: Date): Promise<ApiKeyView> {
-  const [row] = await db.query<Row>('UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *', [id, now]);
+/**
+ * Revokes a key and every key that replaced it: whoever rotated a stolen key holds nothing once it is revoked.
+ * Returns the key as it now is, and the ids of every key revoked.
+ */
+export async function revokeApiKey(db: Sql, id: string, now: Date): Promise<{ apiKey: ApiKeyView; revokedIds: string[] }> {
+  const rows = await db.query<Row>(
+    `WITH RECURSIVE chain AS (
+       SELECT id, replaced_by FROM api_keys WHERE id = $1
+       UNION ALL SELECT k.id, k.replaced_by FROM api_keys k JOIN chain c ON k.id = c.replaced_by)
+     UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id IN (SELECT id FROM chain) RETURNING *`,
+    [id, now],
+  );
+  const row = rows.find((r) => r.id === id);
   if (!row) throw new AppError('API_KEY_NOT_FOUND', `API key ${id} does not exist`);
-  return view(row);
+  return { apiKey: view(row), revokedIds: rows.map((r) => r.id) };
 }
 
 /**

@@ -68,6 +68,13 @@ export async function normalizeCampaign(db: Sql, input: CampaignInput, defaultVa
   problems.push(...validateSchedule({ ...schedule, weekly: schedule.weekly ?? undefined }));
   problems.push(...validateTrigger(trigger, geofenceIds.length));
   const a = input.audience ?? {};
+  if (a.homeStoreIds?.length) {
+    // A brand targets its own stores' regulars only.
+    const own = new Set((await db.query<{ id: string }>('SELECT id FROM stores WHERE id = ANY($1::uuid[]) AND merchant_id = $2', [a.homeStoreIds, brand])).map((r) => r.id));
+    a.homeStoreIds.forEach((id, i) => {
+      if (!own.has(id)) problems.push({ path: `/audience/homeStoreIds/${i}`, problem: `store ${id} does not exist` });
+    });
+  }
   for (const [min, max] of [['minVisits', 'maxVisits'], ['minDaysSinceLastVisit', 'maxDaysSinceLastVisit'], ['minLifetimeRedemptions', 'maxLifetimeRedemptions']] as const) {
     if (a[min] !== undefined && a[max] !== undefined && a[min] > a[max]) problems.push({ path: `/audience/${max}`, problem: `must not be below ${min}` });
   }

@@ -22,9 +22,10 @@ export async function sealedOffersForStore(db: Sql, registry: EidRegistry, store
   // while marketing consent still holds: the hand-over is another way to pick up an offer, never a new one.
   const rows = await db.query<{ member_id: string; code: string; title: string; message: string; expires_at: Date; time_zone: string }>(
     `SELECT member_id, code, title, message, expires_at, time_zone FROM (
-       SELECT c.member_id, c.code, o.title, o.message, c.expires_at, m.time_zone,
+       SELECT c.member_id, c.code, coalesce(ao.title, o.title) AS title, coalesce(ao.message, o.message) AS message, c.expires_at, m.time_zone,
               row_number() OVER (PARTITION BY c.member_id ORDER BY c.issued_at DESC) AS n
          FROM coupons c JOIN offers o ON o.id = c.offer_id JOIN members m ON m.id = c.member_id
+         LEFT JOIN alliance_offers ao ON ao.id = c.alliance_offer_id
          JOIN deliveries d ON d.coupon_id = c.id AND d.status = 'sent'
         WHERE c.member_id IN (SELECT member_id FROM member_zone_presence WHERE store_id = $1 AND cardinality(eids) > 0)
           AND c.expires_at > $2 AND NOT EXISTS (SELECT 1 FROM live_redemptions r WHERE r.coupon_id = c.id)) ranked

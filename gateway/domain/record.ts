@@ -91,7 +91,7 @@ export async function memberRecord(db: Sql, memberId: string, now: Date = new Da
   const state = await currentConsent(db, memberId);
   const consents = consentStateView(state);
   const offers = await db.query<OfferRow>(
-    `SELECT c.code, c.campaign_id, camp.name AS campaign_name, o.title, c.issued_at, c.expires_at,
+    `SELECT c.code, c.campaign_id, camp.name AS campaign_name, coalesce(ao.title, o.title) AS title, c.issued_at, c.expires_at,
             d.id AS delivery_id, d.channel, d.status AS delivery_status, d.status_reason,
             r.id AS redemption_id, r.store_id, r.till_ref, r.amount, r.redeemed_at,
             dec.id AS decision_id, dec.occurred_at AS decided_at, dec.trigger, dec.outcome AS decision_outcome, dec.checkin_id,
@@ -100,6 +100,8 @@ export async function memberRecord(db: Sql, memberId: string, now: Date = new Da
             vis.started_at AS visit_started_at, vis.ended_at AS visit_ended_at
        FROM coupons c
        JOIN offers o ON o.id = c.offer_id
+       -- A partner's coupon is titled by the partner's offer, as the member received it.
+       LEFT JOIN alliance_offers ao ON ao.id = c.alliance_offer_id
        JOIN campaigns camp ON camp.id = c.campaign_id
        JOIN decisions dec ON dec.id = c.decision_id
        LEFT JOIN campaign_versions cv ON cv.campaign_id = dec.campaign_id AND cv.version = dec.campaign_version

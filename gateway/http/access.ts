@@ -3,7 +3,7 @@
 // (`Authorization: Bearer pmk....`), except on routes that carry their own signature (boxes, members' apps,
 // Twilio). An object outside the caller's scope answers 404, exactly as one that does not exist.
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Sql } from '../db/database.js';
 import { KeyVerifier, type Principal, type Role } from '../domain/api-keys.js';
@@ -122,10 +122,14 @@ export function merchantScope(req: FastifyRequest): string | null {
 
 const isDocumentation = (url: string) => url === '/docs' || url.startsWith('/docs/');
 
+/** Called when a request's credentials are refused (counts failures per address); set by installRateLimits. */
+const authFailureHooks = new WeakMap<FastifyInstance, (req: FastifyRequest, reply: FastifyReply) => Promise<void>>();
+
 /**
  * Rate limits, counted in Redis when there is one (so every gateway shares the count), else in the process.
- * A request is counted after authentication: per key when it has one, else per address. Administrators'
- * and merchants' calls to members' routes are not members' traffic and pass.
+ * Public routes count per address. Members' routes count per member (whichever of their tokens they use), after
+ * authentication and before the scope check, so probing other members' ids counts too. Refused credentials count
+ * per address, on any route. Administrators' and merchants' calls to members' routes are not members' traffic.
  */
 export async function installRateLimits(app: FastifyInstance, deps: Deps): Promise<void> {
   const redis = deps.config.redisUrl ? new Redis(deps.config.redisUrl, { connectTimeout: 2_000, maxRetriesPerRequest: 1, lazyConnect: true }) : null;
@@ -135,18 +139,29 @@ export async function installRateLimits(app: FastifyInstance, deps: Deps): Promi
       await redis.quit().catch(() => redis.disconnect());
     });
   }
+  const limited = (max: number, ttl: number) =>
+    new AppError('RATE_LIMITED', `too many requests: ${max} per minute; try again in ${Math.ceil(ttl / 1000)} s`, {
+      limit: max, retryAfterSeconds: Math.ceil(ttl / 1000),
+    });
   await app.register(rateLimit, {
     global: false,
-    hook: 'preHandler',
+    hook: 'preValidation',
     ...(redis ? { redis, nameSpace: `${deps.config.queuePrefix}:rl:` } : {}),
     // A broken Redis must not take the API down with it.
     skipOnError: true,
-    keyGenerator: (req) => (req.principal ? `key:${req.principal.credentialId}` : `ip:${req.ip}`),
+    keyGenerator: (req) => (req.principal?.memberId ? `member:${req.principal.memberId}` : `ip:${req.ip}`),
     allowList: (req) => req.principal !== null && req.principal.role !== 'member',
-    errorResponseBuilder: (_req, ctx) =>
-      new AppError('RATE_LIMITED', `too many requests: ${ctx.max} per ${ctx.after}; try again in ${Math.ceil(ctx.ttl / 1000)} s`, {
-        limit: ctx.max, retryAfterSeconds: Math.ceil(ctx.ttl / 1000),
-      }),
+    errorResponseBuilder: (_req, ctx) => limited(ctx.max, ctx.ttl),
+  });
+  const failures = app.createRateLimit({
+    max: deps.config.rateLimitPublicPerMinute, timeWindow: 60_000, keyGenerator: (req) => `authfail:${req.ip}`,
+  });
+  authFailureHooks.set(app, async (req, reply) => {
+    const r = await failures(req);
+    if (!r.isAllowed && r.isExceeded) {
+      void reply.header('retry-after', r.ttlInSeconds);
+      throw limited(r.max, r.ttl);
+    }
   });
 }
 
@@ -178,14 +193,21 @@ export function installAccess(app: FastifyInstance, deps: Deps, declared: Declar
     for (const method of methods) if (method !== 'HEAD') declared.push({ method, url: route.url, access });
   });
 
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', async (req, reply) => {
     const access = req.routeOptions.config?.access;
     if (!access || 'public' in access || access.by === 'signature') return;
     const header = req.headers.authorization;
     if (!header) throw new AppError('AUTH_REQUIRED', 'this route needs an API key: Authorization: Bearer <key>');
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m) throw new AppError('AUTH_REQUIRED', 'the Authorization header must be "Bearer <key>"');
-    const principal = await verifier.verify(deps.db, m[1]!, deps.now());
+    let principal: Principal;
+    try {
+      principal = await verifier.verify(deps.db, m[1]!, deps.now());
+    } catch (err) {
+      // Guessing keys costs an address its quota: past it, 429 instead of another look at the database.
+      await authFailureHooks.get(app)?.(req, reply);
+      throw err;
+    }
     if (!access.roles.includes(principal.role)) {
       throw new AppError('FORBIDDEN', `a ${principal.role} key may not call ${req.method} ${req.routeOptions.url}`);
     }

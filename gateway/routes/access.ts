@@ -30,6 +30,10 @@ const Grace = Strict({
   graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 30 * 86_400, default: 3600, description: 'How long the old key keeps working (default an hour)' })),
 });
 
+const SelfGrace = Strict({
+  graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86_400, default: 3600, description: 'How long the old key keeps working (default an hour, at most a day)' })),
+});
+
 const admin = ['administrator'] as const;
 // A rotation may come without a body: the grace period has a default.
 const emptyBodyIsEmptyObject = async (req: { body: unknown }) => {
@@ -110,11 +114,11 @@ const access: FastifyPluginAsyncTypebox<{ deps: Deps; verifier: KeyVerifier }> =
 
   app.post('/api-keys/:id/revoke', {
     config: { access: { roles: admin, scope: 'none' } },
-    schema: { tags: ['access'], summary: 'Revoke a key: refused from now on (by every gateway within 5 s)', params: IdParams, response: { 200: ApiKey, ...errors(404) } },
+    schema: { tags: ['access'], summary: 'Revoke a key and every key that replaced it: refused from now on (by every gateway within 5 s)', params: IdParams, response: { 200: ApiKey, ...errors(404) } },
   }, async (req) => {
-    const revoked = await revokeApiKey(deps.db, req.params.id, deps.now());
-    verifier.forget(req.params.id);
-    return revoked;
+    const { apiKey, revokedIds } = await revokeApiKey(deps.db, req.params.id, deps.now());
+    for (const id of revokedIds) verifier.forget(id);
+    return apiKey;
   });
 
   app.post('/api-keys/:id/rotate', {
@@ -138,8 +142,8 @@ const access: FastifyPluginAsyncTypebox<{ deps: Deps; verifier: KeyVerifier }> =
     preValidation: emptyBodyIsEmptyObject,
     schema: {
       tags: ['access'],
-      summary: 'Rotate the key this request was made with; the old key works for the grace period',
-      body: Grace,
+      summary: 'Rotate the key this request was made with; the old key works for the grace period (at most a day here)',
+      body: SelfGrace,
       response: { 201: IssuedKey, ...errors(409) },
     },
   }, async (req, reply) => {

@@ -7,6 +7,8 @@ import type { Deps } from '../domain/deps.js';
 import { issueApiKey } from '../domain/api-keys.js';
 import { createMember, getMember, updateMemberFacts } from '../domain/members.js';
 import { pastInstant } from '../domain/time.js';
+import { invalid } from '../errors.js';
+import { principalOf } from '../http/access.js';
 import { memberDecisions, memberRecord } from '../domain/record.js';
 import {
   ConsentSource, ConsentState, Decision, IdParams, Instant, Nullable, Phone, Purpose, Strict, TimeZone, Uuid, errors,
@@ -173,9 +175,20 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
     },
   }, async (req, reply) => {
     const now = deps.now();
-    const occurredAt = req.body.occurredAt ? pastInstant(req.body.occurredAt, now, 'body/occurredAt') : now;
+    // An SMS keyword is the member's own text, taken only from Twilio's signed webhook: over HTTP it would skip
+    // the YES that proves the phone is theirs.
+    if (req.body.source === 'sms_keyword') {
+      throw invalid({ field: 'body/source', problem: 'sms_keyword is recorded from the member\'s SMS reply only' });
+    }
+    // A member speaks for themselves, now, from their app or the web: no backdating, no other actor or source.
+    const byMember = principalOf(req).role === 'member';
+    if (byMember && !['app', 'web'].includes(req.body.source)) {
+      throw invalid({ field: 'body/source', problem: 'a member records consent from the app or the web' });
+    }
+    const occurredAt = req.body.occurredAt && !byMember ? pastInstant(req.body.occurredAt, now, 'body/occurredAt') : now;
     const { event, consents } = await changeConsent(deps, req.params.id, {
       ...req.body,
+      ...(byMember ? { actor: undefined } : {}),
       occurredAt,
       ip: req.ip,
       userAgent: req.headers['user-agent'],

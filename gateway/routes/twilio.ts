@@ -29,7 +29,8 @@ function signedParams(deps: Deps, req: FastifyRequest): Record<string, string> {
 
 const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   app.post(STATUS_CALLBACK_PATH, {
-    config: { access: { public: "Twilio's status callbacks, checked by their X-Twilio-Signature" } },
+    // Not rate limited: Twilio does not retry a refused callback, and a burst of a campaign's statuses is normal.
+    config: { access: { public: "Twilio's status callbacks, checked by their X-Twilio-Signature" }, rateLimit: false },
     schema: {
       tags: ['deliveries'],
       summary: "Twilio status callback for an SMS we sent (signed): moves the delivery forward, never back",
@@ -46,7 +47,8 @@ const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   });
 
   app.post('/webhooks/twilio/sms', {
-    config: { access: { public: "Twilio's inbound SMS, checked by its X-Twilio-Signature" } },
+    // Not rate limited: a member's STOP must never be dropped.
+    config: { access: { public: "Twilio's inbound SMS, checked by its X-Twilio-Signature" }, rateLimit: false },
     schema: {
       tags: ['consent'],
       summary: 'Twilio inbound SMS webhook (form-encoded, signed with X-Twilio-Signature); answers with TwiML',

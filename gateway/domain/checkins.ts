@@ -5,7 +5,7 @@ import { checkConsent, type ConsentState } from '../../consent/index.js';
 import type { Sql } from '../db/database.js';
 import { preparedCampaigns } from './campaign-cache.js';
 import { currentConsent } from './consents.js';
-import { decide, insertDecision, memberContext, type Decision } from './decide.js';
+import { decide, insertDecision, memberContext, usesRfm, type Decision } from './decide.js';
 import { countDrop } from './privacy.js';
 import { queueDeliveries } from './deliveries.js';
 import type { Deps } from './deps.js';
@@ -128,7 +128,7 @@ export async function handleCheckin(deps: Deps, input: CheckinInput): Promise<Ch
       },
       ...presence.filter((e) => listened.has(`${e.kind}|${e.geofenceId}`)),
     ];
-    const context = await memberContext(tx, member, consent, input.at);
+    const context = await memberContext(tx, member, consent, input.at, usesRfm(prepared));
     const decisions: Decision[] = [];
     const deliveryIds: string[] = [];
     for (const event of events) {

@@ -91,8 +91,17 @@ export async function insertDecision(
   return toDecision(row!);
 }
 
-/** What the engine needs to know of the member, read inside the decision's transaction. */
-export async function memberContext(db: Sql, member: Member, consent: ConsentState, before: Date): Promise<MemberContext> {
+const RFM_CONDITIONS = ['rfmSegments', 'valueTiers', 'minRecencyScore', 'minFrequencyScore', 'minMonetaryScore'] as const;
+
+/** Whether any of the campaigns has an RFM audience condition (else nobody's RFM profile is read). */
+export const usesRfm = (prepared: PreparedCampaigns): boolean =>
+  prepared.campaigns.some((c) => RFM_CONDITIONS.some((k) => c.audience[k] !== undefined));
+
+/**
+ * What the engine needs to know of the member, read inside the decision's transaction. The RFM profile (an
+ * aggregate over the member's redemptions) only when a campaign can use it.
+ */
+export async function memberContext(db: Sql, member: Member, consent: ConsentState, before: Date, withRfm = true): Promise<MemberContext> {
   const [facts] = await db.query<{ tier: string | null; tags: string[]; home_store_id: string | null }>(
     'SELECT tier, tags, home_store_id FROM members WHERE id = $1',
     [member.id],
@@ -125,7 +134,7 @@ export async function memberContext(db: Sql, member: Member, consent: ConsentSta
     offers: offers.map((o) => ({ campaignId: o.campaign_id, at: o.issued_at })),
     redemptions: redemptions.map((r) => ({ campaignId: r.campaign_id, at: r.redeemed_at })),
     // RFM audience conditions: read only with profiling consent; otherwise the reason a condition cannot match.
-    rfm: await memberRfm(db, member.id, consent, before),
+    ...(withRfm ? { rfm: await memberRfm(db, member.id, consent, before) } : {}),
   };
 }
 

@@ -9,7 +9,7 @@ import type { Agent, SignedRequest } from './agents.js';
 import { CAMPAIGN_STAMP_SQL, preparedForStamp } from './campaign-cache.js';
 import { currentConsent } from './consents.js';
 import { STALE_AFTER_MS } from './checkins.js';
-import { decide, insertDecision, memberContext, type Decision } from './decide.js';
+import { decide, insertDecision, memberContext, usesRfm, type Decision } from './decide.js';
 import { queueDeliveries } from './deliveries.js';
 import type { Deps } from './deps.js';
 import type { EidRegistry } from './eid-registry.js';
@@ -352,7 +352,7 @@ export async function applyTransitions(
     if (events.length === 0) continue;
     const member = await getMember(tx, memberId);
     const consent = await currentConsent(tx, memberId);
-    const context = await memberContext(tx, member, consent, events[0]!.at);
+    const context = await memberContext(tx, member, consent, events[0]!.at, usesRfm(prepared));
     for (const event of events) {
       // An event uploaded late (the box was offline) still makes the visit, but its moment has passed.
       if (now.getTime() - event.at.getTime() > STALE_AFTER_MS) {

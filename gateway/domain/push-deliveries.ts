@@ -134,6 +134,22 @@ export async function sendPushJob(deps: Deps, { deliveryId }: { deliveryId: stri
     return settle(db, row.id, 'sent', { providerId: accepted.find((a) => a.providerId)?.providerId ?? null });
   }
   const retry = failures.find((e) => e.outcome === 'retry');
+  // A push service that said when to come back (429, 503 with Retry-After) is asked again then, not sooner; if
+  // that is past the offer's freshness, the offer is dropped now rather than sent late.
+  const waitMs = Math.max(0, ...failures.map((e) => (e.outcome === 'retry' ? e.retryAfterMs ?? 0 : 0)));
+  if (retry && waitMs > 0) {
+    if (now.getTime() + waitMs >= row.fresh_until.getTime()) {
+      await settle(db, row.id, 'cancelled', { reason: 'STALE_OFFER', errorCode: retry.code });
+      return countDrops(db, 'offer_stale', now, 1);
+    }
+    await db.query(
+      `UPDATE deliveries SET status = 'queued', status_reason = $2, error_code = $3, updated_at = now() WHERE id = $1 AND status = 'sending'`,
+      [row.id, retry.message, retry.code],
+    );
+    const at = Date.now() + waitMs;
+    await deps.queue.enqueue('push.send', { deliveryId }, { jobId: `push-${deliveryId}@retry-${at}`, delayMs: waitMs });
+    return;
+  }
   if (retry && ctx.attempt < ctx.maxAttempts) {
     // Nothing went out: the claim is given back for the next attempt.
     await db.query(

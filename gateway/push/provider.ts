@@ -42,6 +42,8 @@ export class PushSendError extends Error {
     readonly outcome: 'gone' | 'retry' | 'refused',
     /** The push service's HTTP status, or NETWORK when there was no answer. */
     readonly code: string,
+    /** How long the push service asked to be left alone (its Retry-After), when it said. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'PushSendError';

@@ -56,9 +56,19 @@ export function webPushProvider(vapid: VapidIdentity, options: { timeoutMs?: num
       if (res.status >= 200 && res.status < 300) return { providerId: res.headers.get('location') };
       const why = `push service answered ${res.status}${text ? `: ${text}` : ''}`;
       if (res.status === 404 || res.status === 410) throw new PushSendError(why, 'gone', String(res.status));
-      throw new PushSendError(why, isRetryable(res.status) ? 'retry' : 'refused', String(res.status));
+      throw new PushSendError(why, isRetryable(res.status) ? 'retry' : 'refused', String(res.status), retryAfterMs(res.headers.get('retry-after'), Date.now()));
     },
   };
+}
+
+/** Retry-After (RFC 9110): delay-seconds or an HTTP date; undefined when absent or unreadable. */
+export function retryAfterMs(value: string | null, nowMs: number): number | undefined {
+  if (value === null) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(v)) return undefined; // IMF-fixdate
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
 /** A new P-256 key pair for VAPID, base64url (public key uncompressed, 65 bytes). */

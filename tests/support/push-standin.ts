@@ -39,9 +39,9 @@ export interface PushStandIn {
   received: ReceivedPush[];
   refused: RefusedPush[];
   /** Well-formed pushes are answered with these statuses, in order, before any is accepted (for one endpoint, or any). */
-  answerNext(status: number, endpoint?: string): void;
-  /** Statuses answered so far from answerNext, in order. */
-  answered: Array<{ endpoint: string; status: number }>;
+  answerNext(status: number, endpoint?: string, retryAfter?: string): void;
+  /** Statuses answered so far from answerNext, in order, with when (ms since the epoch). */
+  answered: Array<{ endpoint: string; status: number; at: number }>;
   close(): Promise<void>;
 }
 
@@ -130,7 +130,8 @@ export async function startPushStandIn(): Promise<PushStandIn> {
   const devices = new Map<string, Device>();
   const received: ReceivedPush[] = [];
   const refused: RefusedPush[] = [];
-  const queued: Array<{ status: number; endpoint?: string }> = [];
+  // A 429 says Retry-After: 1 unless a test gives another (or '' for none).
+  const queued: Array<{ status: number; endpoint?: string; retryAfter?: string }> = [];
   const answered: PushStandIn['answered'] = [];
   let origin = '';
   let seq = 0;
@@ -157,9 +158,10 @@ export async function startPushStandIn(): Promise<PushStandIn> {
         const payload = JSON.parse(decrypt(body, device).toString('utf8')) as unknown;
         const i = queued.findIndex((q) => q.endpoint === undefined || q.endpoint === endpoint);
         if (i >= 0) {
-          const [{ status }] = queued.splice(i, 1) as [{ status: number }];
-          answered.push({ endpoint, status });
-          return answer(status, status === 429 ? { 'retry-after': '1' } : {}, `stand-in answers ${status}`);
+          const [{ status, retryAfter }] = queued.splice(i, 1) as [{ status: number; retryAfter?: string }];
+          answered.push({ endpoint, status, at: Date.now() });
+          const wait = retryAfter ?? (status === 429 ? '1' : '');
+          return answer(status, wait ? { 'retry-after': wait } : {}, `stand-in answers ${status}`);
         }
         received.push({
           endpoint, payload, ttl: Number(ttlHeader), vapid, at: new Date(),
@@ -189,7 +191,7 @@ export async function startPushStandIn(): Promise<PushStandIn> {
     received,
     refused,
     answered,
-    answerNext: (status, endpoint) => queued.push({ status, endpoint }),
+    answerNext: (status, endpoint, retryAfter) => queued.push({ status, endpoint, ...(retryAfter !== undefined ? { retryAfter } : {}) }),
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

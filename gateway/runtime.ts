@@ -9,6 +9,7 @@ import { purgeAgentRequests } from './domain/agents.js';
 import { closeStaleZonePresence } from './domain/detections.js';
 import { purgeExpired } from './domain/privacy.js';
 import { sendPushJob } from './domain/push-deliveries.js';
+import { purgeSignups, sendSignupCodeJob } from './domain/signups.js';
 import type { Deps } from './domain/deps.js';
 import { openPushChannel } from './push/open.js';
 import { openQueue } from './queue/open.js';
@@ -42,10 +43,12 @@ export async function startGateway(config: Config, options: { now?: () => Date }
         'sms.send': (payload, ctx) => sendSmsJob(deps, payload, ctx),
         'push.send': (payload, ctx) => sendPushJob(deps, payload, ctx),
         'sms.system': (payload) => sendSystemSmsJob(deps, payload),
+        'sms.code': (payload) => sendSignupCodeJob(deps, payload),
         'retention.purge': async () => {
           const purged = await purgeExpired(deps.db, deps.now(), config.retentionDays);
           const signatures = await purgeAgentRequests(deps.db, deps.now());
           const zoneStaysClosed = await closeStaleZonePresence(deps.db, deps.now());
+          await purgeSignups(deps.db, deps.now());
           app.log.info({ purged, signatures, zoneStaysClosed, retentionDays: config.retentionDays }, 'retention purge');
         },
       });

@@ -6,6 +6,8 @@ export interface JobPayloads {
   /** A programme message that is not marketing (opt-in request, confirmations): text fixed at enqueue. */
   /** `onlyWhilePending`: an opt-in request, sent only while that request still waits for an answer. */
   'sms.system': { memberId: string; text: string; onlyWhilePending?: 'sms_marketing' };
+  /** A sign-up's code, to the number being signed up (read from the sign-up row, which lives 15 minutes). */
+  'sms.code': { signupId: string; text: string };
   /** Purge raw presence older than the retention period. */
   'retention.purge': Record<string, never>;
 }
@@ -13,7 +15,7 @@ export interface JobPayloads {
 export type JobName = keyof JobPayloads;
 
 /** Jobs that go out through the SMS sender: they share its rate limit (the carrier's, per sending number). */
-export const PACED_JOBS: ReadonlySet<JobName> = new Set<JobName>(['sms.send', 'sms.system']);
+export const PACED_JOBS: ReadonlySet<JobName> = new Set<JobName>(['sms.send', 'sms.system', 'sms.code']);
 
 export interface JobContext {
   /** 1 on the first try. */

@@ -20,8 +20,10 @@ const Report = Strict({
 });
 
 const beacons: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
+  // Beacon identities are broadcast in the clear and unique across the system, so they are registered by the
+  // operator at installation (like the boxes), never claimed by a tenant: a brand cannot take another's.
   app.post('/stores/:id/beacons', {
-    config: { access: { roles: ['administrator', 'marketer'], scope: { kind: 'store', from: 'params.id' } } },
+    config: { access: { roles: ['administrator'], scope: 'none' } },
     schema: {
       tags: ['agents'],
       summary: "Register one of the store's iBeacons and the zone it marks",

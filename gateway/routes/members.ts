@@ -5,7 +5,8 @@ import { consentHistory, consentRecordView, consentStateView } from '../domain/c
 import { consentState } from '../../consent/index.js';
 import type { Deps } from '../domain/deps.js';
 import { issueApiKey } from '../domain/api-keys.js';
-import { createMember, getMember, updateMemberFacts } from '../domain/members.js';
+import { createMember, getMember, isTimeZone, updateMemberFacts } from '../domain/members.js';
+import { confirmSignup, startSignup } from '../domain/signups.js';
 import { pastInstant } from '../domain/time.js';
 import { invalid } from '../errors.js';
 import { principalOf } from '../http/access.js';
@@ -133,11 +134,30 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
     config: { access: { public: "the members' app signs a member up (rate limited); facts are the operator's to set" } },
     schema: {
       tags: ['members'],
-      summary: "A member signs up from the app: phone and time zone only; the answer holds the app token, shown once",
+      summary: "A member signs up from the app. Without a phone: the member and their app token at once (201). With one: a code goes to it by SMS (202), and POST /members/signup/confirm finishes; the answer is the same whether or not the number is enrolled already",
       body: Strict({ phone: Type.Optional(Phone), timeZone: Type.Optional(TimeZone) }),
+      response: {
+        201: MemberCreated,
+        202: Type.Object({ signupId: Uuid, expiresAt: Instant }),
+        ...errors(409),
+      },
+    },
+  }, async (req, reply) => {
+    const timeZone = req.body.timeZone ?? 'UTC';
+    if (!isTimeZone(timeZone)) throw invalid({ field: 'body/timeZone', problem: `"${timeZone}" is not an IANA time zone` });
+    if (req.body.phone === undefined) return reply.code(201).send(await withAppToken({ timeZone }));
+    return reply.code(202).send(await startSignup(deps, { phone: req.body.phone, timeZone }, deps.now()));
+  });
+
+  app.post('/members/signup/confirm', {
+    config: { access: { public: 'the app finishes a sign-up with the code its member received (rate limited, 5 tries per code)' } },
+    schema: {
+      tags: ['members'],
+      summary: "Finish a sign-up with the code sent to the phone: the member and their app token, shown once",
+      body: Strict({ signupId: Uuid, code: Type.String({ pattern: '^[0-9]{6}$' }) }),
       response: { 201: MemberCreated, ...errors(409) },
     },
-  }, async (req, reply) => reply.code(201).send(await withAppToken(req.body)));
+  }, async (req, reply) => reply.code(201).send(await confirmSignup(deps.db, req.body, deps.now())));
 
   app.patch('/members/:id', {
     config: { access: { roles: ['administrator'], scope: 'none' } },

@@ -1,0 +1,75 @@
+// Sign-up from the members' app. With a phone number, the member proves it is theirs by typing a code sent to
+// it; the answer to the request is the same whether or not the number already belongs to a member, so the
+// public sign-up cannot be used to find out who is enrolled.
+import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
+import type { Database } from '../db/database.js';
+import { AppError } from '../errors.js';
+import { issueApiKey } from './api-keys.js';
+import type { Deps } from './deps.js';
+import { createMember, normalizePhone, type Member } from './members.js';
+import { TerminalJobError } from '../queue/jobs.js';
+import { SmsSendError } from '../sms/sender.js';
+
+export const SIGNUP_TTL_MS = 15 * 60_000;
+export const SIGNUP_MAX_ATTEMPTS = 5;
+
+const hashOf = (signupId: string, code: string) => createHash('sha256').update(`${signupId}:${code}`).digest();
+
+/** Starts a sign-up: a 6-digit code goes by SMS to a number not yet enrolled; to an enrolled one, nothing goes. */
+export async function startSignup(deps: Deps, input: { phone: string; timeZone: string }, now: Date): Promise<{ signupId: string; expiresAt: string }> {
+  const phone = normalizePhone(input.phone);
+  const expiresAt = new Date(now.getTime() + SIGNUP_TTL_MS);
+  const [taken] = await deps.db.query('SELECT 1 FROM members WHERE phone_e164 = $1', [phone]);
+  const code = taken ? null : String(randomInt(0, 1_000_000)).padStart(6, '0');
+  const [row] = await deps.db.query<{ id: string }>(
+    'INSERT INTO member_signups (phone_e164, time_zone, expires_at) VALUES ($1, $2, $3) RETURNING id',
+    [phone, input.timeZone, expiresAt],
+  );
+  if (code) {
+    await deps.db.query('UPDATE member_signups SET code_hash = $2 WHERE id = $1', [row!.id, hashOf(row!.id, code)]);
+    await deps.queue.enqueue('sms.code', { signupId: row!.id, text: `${deps.config.programName}: your sign-up code is ${code}. It expires in 15 minutes.` });
+  }
+  return { signupId: row!.id, expiresAt: expiresAt.toISOString() };
+}
+
+/** Finishes a sign-up with its code: the member and their first app token. */
+export async function confirmSignup(db: Database, input: { signupId: string; code: string }, now: Date): Promise<Member & { appToken: string }> {
+  return db.transaction(async (tx) => {
+    const [s] = await tx.query<{ phone_e164: string; time_zone: string; code_hash: Buffer | null; attempts: number; expires_at: Date }>(
+      'SELECT * FROM member_signups WHERE id = $1 FOR UPDATE', [input.signupId],
+    );
+    // Unknown, expired, used up, or a number that was already enrolled (no code was ever sent): all the same answer.
+    const refuse = () => new AppError('SIGNUP_CODE_INVALID', 'the code is wrong or has expired; start the sign-up again');
+    if (!s || s.expires_at <= now || s.attempts >= SIGNUP_MAX_ATTEMPTS) throw refuse();
+    const ok = s.code_hash !== null && timingSafeEqual(hashOf(input.signupId, input.code), s.code_hash);
+    if (!ok) {
+      await tx.query('UPDATE member_signups SET attempts = attempts + 1 WHERE id = $1', [input.signupId]);
+      return { failed: true } as never;
+    }
+    await tx.query('DELETE FROM member_signups WHERE id = $1', [input.signupId]);
+    const member = await createMember(tx, { phone: s.phone_e164, timeZone: s.time_zone });
+    const { key } = await issueApiKey(tx, { role: 'member', name: 'app token', memberId: member.id });
+    return { ...member, appToken: key };
+  }).then((r) => {
+    // A wrong code is counted (committed) and then refused.
+    if ((r as { failed?: boolean }).failed) throw new AppError('SIGNUP_CODE_INVALID', 'the code is wrong or has expired; start the sign-up again');
+    return r;
+  });
+}
+
+/** The job that sends a sign-up's code, while the sign-up is still open. */
+export async function sendSignupCodeJob(deps: Deps, { signupId, text }: { signupId: string; text: string }): Promise<void> {
+  const [s] = await deps.db.query<{ phone_e164: string }>('SELECT phone_e164 FROM member_signups WHERE id = $1 AND expires_at > $2', [signupId, deps.now()]);
+  if (!s) return;
+  try {
+    await deps.sms.send({ to: s.phone_e164, body: text });
+  } catch (err) {
+    if (err instanceof SmsSendError && !err.retryable) throw new TerminalJobError(err.message, err.code);
+    throw err;
+  }
+}
+
+/** Sign-ups nobody finished. */
+export async function purgeSignups(db: Database, now: Date): Promise<number> {
+  return (await db.query('DELETE FROM member_signups WHERE expires_at < $1 RETURNING 1', [now])).length;
+}

@@ -115,6 +115,9 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     expect(swapped.json().error.code).toBe('SIGNATURE_INVALID');
     const unsigned = await gw.app.inject({ method: 'POST', url: '/ingest/presence', payload: body, headers: { 'content-type': 'application/json' } });
     expect([unsigned.statusCode, unsigned.json().error.code]).toEqual([401, 'AGENT_UNKNOWN']);
+    // An agent id of a uuid's length that is no uuid: unknown, not a database error.
+    const garbled = await gw.app.inject({ method: 'POST', url: '/ingest/presence', payload: body, headers: { ...headers, 'x-agent-id': 'a'.repeat(36) } });
+    expect([garbled.statusCode, garbled.json().error.code]).toEqual([401, 'AGENT_UNKNOWN']);
     // Who sent it is checked before what it says: a forged request with a bad body is a 403, not a 400.
     const badBody = JSON.stringify({ agentId: box.agentId, batchId: 'z', events: 'none' });
     const forgedBad = await gw.app.inject({ method: 'POST', url: '/ingest/presence', payload: badBody, headers: { ...headers, 'content-type': 'application/json' } });

@@ -1,5 +1,6 @@
 // Store edge boxes: registration, key rotation and revocation, and the check of every signed upload
 // (known agent, not revoked, fresh timestamp, valid signature, never seen before).
+import { isUuid } from './ids.js';
 import type { KeyObject } from 'node:crypto';
 import { MAX_SKEW_MS, loadPublicKey, newAgentKeyPair, verifySignature, type SignedParts } from '../../beacon-agent/signing.js';
 import type { Sql } from '../db/database.js';
@@ -108,7 +109,7 @@ export async function verifyAgent(db: Sql, req: SignedRequest, now: Date): Promi
 }
 
 async function loadAgentRow(db: Sql, agentId: string): Promise<AgentRow | undefined> {
-  return /^[0-9a-f-]{36}$/i.test(agentId) ? (await db.query<AgentRow>('SELECT * FROM agents WHERE id = $1', [agentId]))[0] : undefined;
+  return isUuid(agentId) ? (await db.query<AgentRow>('SELECT * FROM agents WHERE id = $1', [agentId]))[0] : undefined;
 }
 
 function checkSigned(row: AgentRow | undefined, req: SignedRequest, now: Date): Agent {

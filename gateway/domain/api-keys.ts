@@ -4,6 +4,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Database, Sql } from '../db/database.js';
 import { AppError } from '../errors.js';
+import { UUID_SOURCE } from './ids.js';
 
 export const ROLES = ['administrator', 'marketer', 'merchant', 'member', 'agent'] as const;
 export type Role = (typeof ROLES)[number];
@@ -47,7 +48,7 @@ interface Row {
 }
 
 const PREFIX = 'pmk';
-const KEY_PATTERN = /^pmk\.([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/;
+const KEY_PATTERN = new RegExp(`^pmk\\.(${UUID_SOURCE})\\.([A-Za-z0-9_-]{43})$`);
 
 const hashOf = (secret: string) => createHash('sha256').update(secret).digest();
 

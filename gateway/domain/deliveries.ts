@@ -1,4 +1,5 @@
 // The SMS worker: one job per delivery row; consent is checked again at the last moment before sending.
+import { isUuid } from './ids.js';
 import { checkConsent, isQuiet, nextAllowed } from '../../consent/index.js';
 import { AppError } from '../errors.js';
 import type { Sql } from '../db/database.js';
@@ -205,7 +206,7 @@ export async function applyStatusCallback(
   deps: Deps, cb: { messageSid: string; status: string; errorCode?: string; reference?: string }, now: Date,
 ): Promise<boolean> {
   const next = FROM_TWILIO[cb.status];
-  const byReference = cb.reference && /^[0-9a-f-]{36}$/i.test(cb.reference) ? cb.reference : null;
+  const byReference = cb.reference && isUuid(cb.reference) ? cb.reference : null;
   const [row] = await deps.db.query<{ id: string; member_id: string; status: DeliveryStatus }>(
     `SELECT id, member_id, status FROM deliveries WHERE provider_id = $1
       UNION ALL SELECT id, member_id, status FROM deliveries WHERE id = $2::uuid AND provider_id IS NULL LIMIT 1`,

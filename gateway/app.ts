@@ -66,8 +66,10 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
       info: {
         title: 'Proximity marketing gateway',
         version: '0.1.0',
-        description: 'Consent-first presence, campaign decisions, offers by SMS and coupon redemption. Errors carry a stable `error.code`.',
+        description: 'Consent-first presence, campaign decisions, offers by SMS and coupon redemption. Errors carry a stable `error.code`. '
+          + 'Authenticate with an API key (`Authorization: Bearer pmk....`); each operation names the roles that may call it.',
       },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: pmk.<id>.<secret>' } } },
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

@@ -338,6 +338,14 @@ describe.each(backends)('access control on the %s backends', (backend) => {
     });
   }
 
+  it('tells the API description who may call each operation and which need a key', async () => {
+    const doc = (await gw.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    expect(doc.components.securitySchemes.apiKey).toMatchObject({ type: 'http', scheme: 'bearer' });
+    expect(doc.paths['/redemptions'].post).toMatchObject({ security: [{ apiKey: [] }], description: expect.stringContaining('Roles: administrator, merchant.') });
+    expect(doc.paths['/members/signup'].post.security).toBeUndefined();
+    expect(doc.paths['/ingest/presence'].post.security).toBeUndefined();
+  });
+
   it("answers another tenant's object exactly as one that does not exist", async () => {
     const foreign = await send('GET', { url: `/campaigns/${w.campaignB}` }, w.keys.marketer);
     const missing = await send('GET', { url: `/campaigns/${NOBODY}` }, w.keys.marketer);

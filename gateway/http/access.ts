@@ -189,6 +189,12 @@ export function installAccess(app: FastifyInstance, deps: Deps, declared: Declar
       if ('public' in access) route.config.rateLimit = { max: deps.config.rateLimitPublicPerMinute, timeWindow: 60_000 };
       else if (access.roles.includes('member')) route.config.rateLimit = { max: deps.config.rateLimitMemberPerMinute, timeWindow: 60_000 };
     }
+    // The API description says who may call each operation, and which need a key.
+    if (route.schema && !('public' in access)) {
+      const who = `Roles: ${access.roles.join(', ')}${access.by === 'signature' ? ' (by its own signature, not an API key)' : ''}.`;
+      route.schema.description = route.schema.description ? `${route.schema.description} ${who}` : who;
+      if (access.by !== 'signature') route.schema.security = [{ apiKey: [] }];
+    }
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) if (method !== 'HEAD') declared.push({ method, url: route.url, access });
   });

@@ -348,6 +348,32 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     expect(await fetchOffers()).toEqual([]);
   });
 
+  it("hands over a partner's alliance coupon with the partner's own title and text", async () => {
+    clock = START;
+    const box = await newStore();
+    const partner = await ok('POST', '/merchants', { kind: 'partner', name: 'Bakery next door' });
+    await ok('POST', '/stores', { merchantId: partner.id, name: 'Bakery', timeZone: 'America/New_York', location: { lat: box.at.lat + 0.001, lon: box.at.lon } });
+    const offer = await ok('POST', '/alliance-offers', {
+      merchantId: partner.id, title: 'Bakery treat', message: 'A free roll with code {code}', faceValue: 1.5,
+      validFrom: new Date(START.getTime() - 86_400_000).toISOString(), validTo: new Date(START.getTime() + 30 * 86_400_000).toISOString(),
+    });
+    await ok('POST', '/campaigns', {
+      name: 'Neighbours', storeId: box.storeId, trigger: { kind: 'zone_enter', zoneIds: [box.zoneId] }, sources: ['ble_zone'],
+      alliance: { offerIds: [offer.id], near: 'store', withinM: 500 }, offer: { title: 'Neighbours', message: 'Neighbours {code}' },
+    });
+    const member = await newMember(['ble_detection', 'sms_marketing', 'partner_offers']);
+    const key = await keyOf(member);
+    const entered = await upload(box, [event(box, eidAt(key, clock), 'enter', clock)]);
+    expect(entered.body.decisions[0].outcome).toBe('offer_queued');
+    const [code] = (await gw.deps.db.query<{ code: string }>('SELECT code FROM coupons WHERE member_id = $1 AND alliance_offer_id = $2', [member, offer.id])).map((r) => r.code);
+    await eventually(async () => ((await count(`SELECT count(*)::int n FROM deliveries WHERE member_id = $1 AND status = 'sent'`, [member])) === 1 ? true : undefined));
+    clock = new Date(clock.getTime() + 1000);
+    const headers = signRequest(loadPrivateKey(box.privateKey), box.agentId, { method: 'GET', path: '/ingest/offers', timestamp: clock.getTime(), body: '' });
+    const offers = (await gw.app.inject({ method: 'GET', url: '/ingest/offers', headers })).json().offers as Array<{ sealed: string }>;
+    expect(offers).toHaveLength(1);
+    expect(openOffer(key.key, Buffer.from(offers[0]!.sealed, 'base64'))).toMatchObject({ couponCode: code, title: 'Bakery treat', message: `A free roll with code ${code}` });
+  });
+
   it('hands over nothing once the member withdrew marketing consent', async () => {
     clock = START;
     const box = await newStore();

@@ -1,7 +1,9 @@
-// Access control: every route called by every role, on its own tenant's objects and on another tenant's.
+// Access control: every route called by every role (four kinds of API key, and a box's signature), on its own
 // The table below is written out by hand, not read from the routes' declarations, and it must name every
 // route the gateway serves: a new route without a row here fails the test.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID, type KeyObject } from 'node:crypto';
+import { loadPrivateKey, signRequest } from '../beacon-agent/signing.js';
 import { issueApiKey } from '../gateway/domain/api-keys.js';
 import { backends, isolatedConfig, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
@@ -30,6 +32,8 @@ interface World {
   redemptionA: string; redemptionB: string;
   codeA: string; codeB: string;
   agentA: string;
+  /** Box A's private key: the agent role signs instead of sending an API key. */
+  agentKey: KeyObject;
   /** Partners: A's offer is published; B's was withdrawn (and no brand of A's ever included it). */
   partnerA: string; partnerKey: string; offerA: string; offerB: string;
   keys: Record<Caller, string>;
@@ -222,6 +226,7 @@ const ROUTES: Record<string, Row> = {
 };
 
 describe.each(backends)('access control on the %s backends', (backend) => {
+  let stamp = 0;
   let iso: Isolated;
   let gw: TestGateway;
   const w = {} as World;
@@ -273,7 +278,10 @@ describe.each(backends)('access control on the %s backends', (backend) => {
       brandA: a.brand, brandB: b.brand, storeA: a.store.id, storeB: b.store.id, zoneA: a.zone, zoneB: b.zone, tillA: a.till, tillB: b.till,
       geofenceA: a.store.geofences[0].id, geofenceB: b.store.geofences[0].id, campaignA: a.campaign, campaignB: b.campaign,
       memberA: a.member.id, memberB: b.member.id, deliveryA: a.delivery, deliveryB: b.delivery, redemptionA: a.redemption, redemptionB: b.redemption, codeA: a.code, codeB: b.code,
-      agentA: (await ok('POST', '/agents', { storeId: a.store.id, name: 'box A' })).agent.id,
+      ...await (async () => {
+        const reg = await ok('POST', '/agents', { storeId: a.store.id, name: 'box A' });
+        return { agentA: reg.agent.id, agentKey: loadPrivateKey(reg.privateKey) };
+      })(),
       partnerA, partnerKey: await key('merchant', { merchantId: partnerA }), offerA, offerB,
       freshOffer: async () => (await ok('POST', '/alliance-offers', { ...offerBody(), merchantId: partnerA })).id,
       keys: {
@@ -334,9 +342,36 @@ describe.each(backends)('access control on the %s backends', (backend) => {
           }
         }
       }
+      // The agent role: box A's signature and no API key. Only the boxes' routes take it.
+      const boxReq = await row.own(w, 'administrator');
+      const body = boxReq.payload ? JSON.stringify(boxReq.payload) : '';
+      const boxSignature = signRequest(w.agentKey, w.agentA, { method, path: boxReq.url, timestamp: Date.parse(NOW) + ++stamp, body });
+      const box = await gw.app.inject({
+        method: method as 'GET', url: boxReq.url, ...(body ? { payload: body } : {}),
+        headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...boxSignature, authorization: '' },
+      });
+      const boxAllowed = !isPublic && access.roles.includes('agent');
+      if (!isPublic && boxAllowed !== (box.statusCode < 300)) refused.push(`agent: ${box.statusCode} (expected ${boxAllowed ? 'allowed' : 'refused'})`);
+      if (!isPublic && !boxAllowed && ![401, 403].includes(box.statusCode)) refused.push(`agent refused with ${box.statusCode}, not 401/403`);
       expect(refused).toEqual([]);
     });
   }
+
+  it("an agent posts only for its own store: another store's zone is rejected, another box's id refused", async () => {
+    const at = new Date(Date.parse(NOW) - 1000).toISOString();
+    const post = async (payload: object) => {
+      const body = JSON.stringify(payload);
+      const headers = { 'content-type': 'application/json', ...signRequest(w.agentKey, w.agentA, { method: 'POST', path: '/ingest/presence', timestamp: Date.parse(NOW) + ++stamp, body }) };
+      const res = await gw.app.inject({ method: 'POST', url: '/ingest/presence', payload: body, headers });
+      return { status: res.statusCode, body: res.json() };
+    };
+    const ev = (zoneId: string) => ({ id: randomUUID(), kind: 'enter', eid: '0123456789abcdef', zoneId, at, source: 'ble_passive', confidence: 0.9, rssi: -60 });
+    const foreign = await post({ agentId: w.agentA, batchId: `b-${stamp}`, events: [ev(w.zoneB)] });
+    expect(foreign).toMatchObject({ status: 202, body: { accepted: 0, rejected: [{ index: 0, code: 'ZONE_NOT_IN_STORE' }] } });
+    const other = (await ok('POST', '/agents', { storeId: w.storeB, name: 'box B' })).agent.id;
+    const impostor = await post({ agentId: other, batchId: `b-${stamp}`, events: [] });
+    expect([impostor.status, impostor.body.error.code]).toEqual([400, 'VALIDATION_FAILED']);
+  });
 
   it('tells the API description who may call each operation and which need a key', async () => {
     const doc = (await gw.app.inject({ method: 'GET', url: '/openapi.json' })).json();

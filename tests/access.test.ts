@@ -1,4 +1,5 @@
 // Access control: every route called by every role (four kinds of API key, and a box's signature), on its own
+// tenant's objects and on another tenant's.
 // The table below is written out by hand, not read from the routes' declarations, and it must name every
 // route the gateway serves: a new route without a row here fails the test.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -2,8 +2,6 @@
 // and transaction id, as a till sends them), and the latency from a detection to its offer being queued and
 // to the carrier being called, with detections arriving at a steady rate.
 import { randomBytes, randomUUID } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { eidHex } from '../beacon-agent/eid.js';
 import { loadPrivateKey, signRequest } from '../beacon-agent/signing.js';
@@ -13,6 +11,7 @@ import { startGateway } from '../gateway/runtime.js';
 import { adminHeaders, tillHeaders } from './keys.js';
 import { isolatedConfig, type BackendName } from '../tests/support/backends.js';
 import { daytimeZone } from '../tests/support/daytime.js';
+import { startTwilioStandIn } from '../tests/support/twilio-standin.js';
 import { fmt, percentile, runLoad, table, type LoadStats } from './stats.js';
 
 export const COUPONS = 20_000;
@@ -86,26 +85,21 @@ export interface LatencyFigures {
  * Twilio's API.
  */
 export async function benchLatency(backend: BackendName): Promise<LatencyFigures> {
-  const calledAt = new Map<string, number>();
-  const twilio = http.createServer((req, res) => {
-    let raw = '';
-    req.on('data', (c) => (raw += c));
-    req.on('end', () => {
-      const to = new URLSearchParams(raw).get('To') ?? '';
-      if (!calledAt.has(to)) calledAt.set(to, performance.now());
-      res.writeHead(201, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ sid: `SM${randomUUID().replace(/-/g, '')}`, status: 'queued' }));
-    });
-  });
-  await new Promise<void>((resolve) => twilio.listen(0, '127.0.0.1', resolve));
-  const { port } = twilio.address() as AddressInfo;
+  const standIn = await startTwilioStandIn();
+  // When each number's SMS request first reached the stand-in (wall clock), counting from `since` messages in.
+  let since = 0;
+  const calledAt = () => {
+    const first = new Map<string, number>();
+    for (const m of standIn.messages.slice(since)) if (!first.has(m.to)) first.set(m.to, m.dateCreated.getTime());
+    return first;
+  };
   const total = DETECTION_RATE * DETECTION_SECONDS;
   const batchEvery = 50;
   const perBatch = (DETECTION_RATE * batchEvery) / 1000;
   const entering = total / 10;
   const dwelling = 200;
   const iso = isolatedConfig(backend, {
-    TWILIO_ACCOUNT_SID: 'AC' + 'a'.repeat(32), TWILIO_AUTH_TOKEN: 'bench', TWILIO_FROM: '+14155550100', TWILIO_API_URL: `http://127.0.0.1:${port}`,
+    TWILIO_ACCOUNT_SID: standIn.accountSid, TWILIO_AUTH_TOKEN: standIn.authToken, TWILIO_FROM: '+14155550100', TWILIO_API_URL: standIn.url,
     SMS_RATE_PER_SECOND: '0',
   });
   const gw = await startGateway(iso.config);
@@ -151,7 +145,7 @@ export async function benchLatency(backend: BackendName): Promise<LatencyFigures
     // Those who dwell walked in before the clock starts (their own offers are not measured).
     for (let from = entering; from < count; from += 100) await upload(Array.from({ length: Math.min(100, count - from) }, (_, j) => event(from + j, 'enter')));
     await new Promise((r) => setTimeout(r, 1000));
-    calledAt.clear();
+    since = standIn.messages.length;
 
     const enteredAt = new Map<string, number>();
     const queued: number[] = [];
@@ -166,7 +160,7 @@ export async function benchLatency(backend: BackendName): Promise<LatencyFigures
       for (let j = 0; j < perBatch; j++) {
         if (j % 10 === 0) {
           const i = next++;
-          enteredAt.set(phones[i]!, performance.now());
+          enteredAt.set(phones[i]!, Date.now());
           events.push(event(i, 'enter'));
         } else {
           events.push(event(entering + ((b * perBatch + j) % dwelling), 'dwell'));
@@ -182,15 +176,16 @@ export async function benchLatency(backend: BackendName): Promise<LatencyFigures
     await Promise.all(pending);
     const wallS = (performance.now() - t0) / 1000;
     const until = performance.now() + 30_000;
-    while ([...enteredAt.keys()].filter((p) => calledAt.has(p)).length < offered && performance.now() < until) await new Promise((r) => setTimeout(r, 20));
-    const calls = [...enteredAt].flatMap(([phone, t]) => (calledAt.has(phone) ? [calledAt.get(phone)! - t] : [])).sort((a, c) => a - c);
+    while ([...enteredAt.keys()].filter((p) => calledAt().has(p)).length < offered && performance.now() < until) await new Promise((r) => setTimeout(r, 20));
+    const called = calledAt();
+    const calls = [...enteredAt].flatMap(([phone, t]) => (called.has(phone) ? [called.get(phone)! - t] : [])).sort((a, c) => a - c);
     queued.sort((a, c) => a - c);
     const p = (xs: number[]) => ({ p50: percentile(xs, 50), p95: percentile(xs, 95), p99: percentile(xs, 99) });
     return { backend, detections: total, perSecond: total / wallS, offered, called: calls.length, queued: p(queued), providerCall: p(calls) };
   } finally {
     await gw.close();
     await iso.cleanup();
-    await new Promise((resolve) => twilio.close(resolve));
+    await standIn.close();
   }
 }
 

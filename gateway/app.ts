@@ -58,7 +58,8 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   const declared: DeclaredRoute[] = [];
   app.decorate('declaredRoutes', declared);
   const verifier = installAccess(app, deps, declared);
-  await installRateLimits(app, deps);
+  // A worker answers health probes only, which are never limited: no limiter, no Redis connection for one.
+  if (deps.config.role !== 'worker') await installRateLimits(app, deps);
 
   await app.register(swagger, {
     openapi: {

@@ -33,9 +33,16 @@ pg.types.setTypeParser(pg.types.builtins.NUMERIC, (v) => Number(v));
  * server parses them once and, for the busy ones, settles on a cached plan (planning the ingest statement
  * took longer than running it). Statement texts are fixed strings, so the set of names stays small.
  */
+const statementNames = new Map<string, string>();
+
 function statement(text: string, values: readonly unknown[] | undefined, prepare: boolean): pg.QueryConfig {
   if (values === undefined || !prepare) return { text, ...(values ? { values: values as unknown[] } : {}) };
-  return { name: `s${createHash('sha1').update(text).digest('base64url').slice(0, 22)}`, text, values: values as unknown[] };
+  let name = statementNames.get(text);
+  if (!name) {
+    name = `s${createHash('sha1').update(text).digest('base64url').slice(0, 22)}`;
+    statementNames.set(text, name);
+  }
+  return { name, text, values: values as unknown[] };
 }
 
 function inlineValues(client: pg.PoolClient, { text, values }: Opening): string {

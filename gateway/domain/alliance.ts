@@ -131,8 +131,8 @@ export async function getOffer(db: Sql, id: string): Promise<AllianceOffer> {
  */
 export async function listOffers(db: Sql, filter: { merchantId: string | null } | { availableAt: Date }): Promise<AllianceOffer[]> {
   const rows = 'availableAt' in filter
-    ? await db.query<OfferRow>(`${SELECT} WHERE o.status = 'published' AND o.valid_from <= $1 AND o.valid_to > $1 ORDER BY o.created_at, o.id`, [filter.availableAt])
-    : await db.query<OfferRow>(`${SELECT} WHERE ($1::uuid IS NULL OR o.merchant_id = $1) ORDER BY o.created_at, o.id`, [filter.merchantId]);
+    ? await db.query<OfferRow>(`${SELECT} WHERE o.status = 'published' AND o.valid_from <= $1 AND o.valid_to > $1 ORDER BY o.created_at, o.id LIMIT 1000`, [filter.availableAt])
+    : await db.query<OfferRow>(`${SELECT} WHERE ($1::uuid IS NULL OR o.merchant_id = $1) ORDER BY o.created_at, o.id LIMIT 1000`, [filter.merchantId]);
   return rows.map(view);
 }
 

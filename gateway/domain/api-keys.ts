@@ -18,8 +18,6 @@ export interface Principal {
   credentialId: string;
   merchantId: string | null;
   memberId: string | null;
-  /** An agent's store. */
-  storeId: string | null;
 }
 
 export interface ApiKeyView {
@@ -84,6 +82,10 @@ export async function issueApiKey(db: Sql, input: IssueInput): Promise<{ key: st
     if (input.role === 'marketer' && m.kind !== 'brand') {
       throw new AppError('VALIDATION_FAILED', `marketer keys belong to brands; merchant ${merchantId} is a ${m.kind}`);
     }
+  }
+  if (memberId) {
+    const [m] = await db.query('SELECT 1 FROM members WHERE id = $1', [memberId]);
+    if (!m) throw new AppError('MEMBER_NOT_FOUND', `member ${memberId} does not exist`);
   }
   const secret = randomBytes(32).toString('base64url');
   const [row] = await db.query<Row>(
@@ -192,7 +194,7 @@ export class KeyVerifier {
     if (!timingSafeEqual(hashOf(secret), row.secret_hash)) throw new AppError('API_KEY_INVALID', 'the API key is not known');
     if (row.revoked_at && row.revoked_at <= now) throw new AppError('API_KEY_REVOKED', `API key ${id} was revoked at ${row.revoked_at.toISOString()}`);
     if (row.expires_at && row.expires_at <= now) throw new AppError('API_KEY_EXPIRED', `API key ${id} expired at ${row.expires_at.toISOString()}`);
-    return { role: row.role, credentialId: row.id, merchantId: row.merchant_id, memberId: row.member_id, storeId: null };
+    return { role: row.role, credentialId: row.id, merchantId: row.merchant_id, memberId: row.member_id };
   }
 }
 

@@ -5,7 +5,7 @@ import { checkConsent, type ConsentState } from '../../consent/index.js';
 import type { Sql } from '../db/database.js';
 import { preparedCampaigns } from './campaign-cache.js';
 import { currentConsent } from './consents.js';
-import { decide, insertDecision, memberContext, usesRfm, type Decision } from './decide.js';
+import { decide, insertDecision, memberContext, type Decision } from './decide.js';
 import { countDrop } from './privacy.js';
 import { queueDeliveries } from './deliveries.js';
 import type { Deps } from './deps.js';
@@ -15,7 +15,6 @@ import { visitLeft, visitStarted } from './visits.js';
 /** A fix older than this has missed its moment: it is kept but triggers nothing. */
 export const STALE_AFTER_MS = 10 * 60_000;
 /** How long an offer SMS stays worth delivering once queued. */
-export const OFFER_FRESHNESS_S = 15 * 60;
 
 export interface CheckinInput {
   memberId: string;
@@ -128,7 +127,7 @@ export async function handleCheckin(deps: Deps, input: CheckinInput): Promise<Ch
       },
       ...presence.filter((e) => listened.has(`${e.kind}|${e.geofenceId}`)),
     ];
-    const context = await memberContext(tx, member, consent, input.at, usesRfm(prepared));
+    const context = await memberContext(tx, member, consent, input.at, prepared);
     const decisions: Decision[] = [];
     const deliveryIds: string[] = [];
     for (const event of events) {

@@ -66,13 +66,20 @@ export async function consentHistory(db: Sql, memberId: string): Promise<Consent
  * Which of these members grant the purpose now: each one's latest grant or withdrawal, found by the index
  * (member_id, id) walked backwards. For many members at once, where currentConsent would read whole histories.
  */
+/**
+ * SQL joining, to each row of `members` (an alias with an `id` column), `latest.action`: the member's last grant or
+ * withdrawal of `purpose` (an SQL expression). A purpose is granted when that action is 'grant'. For statements
+ * that check many members at once; one member's whole state comes from currentConsent.
+ */
+export const latestConsentAction = (members: string, purpose: string) =>
+  `CROSS JOIN LATERAL (SELECT action FROM consent_events e
+                        WHERE e.member_id = ${members}.id AND e.purpose = ${purpose} AND e.action IN ('grant', 'withdraw')
+                        ORDER BY e.id DESC LIMIT 1) latest`;
+
 export async function grantingAmong(db: Sql, memberIds: readonly string[], purpose: Purpose): Promise<Set<string>> {
   if (memberIds.length === 0) return new Set();
   const rows = await db.query<{ member_id: string }>(
-    `SELECT m.id AS member_id FROM unnest($1::uuid[]) AS m(id)
-       CROSS JOIN LATERAL (SELECT action FROM consent_events e
-                            WHERE e.member_id = m.id AND e.purpose = $2 AND e.action IN ('grant', 'withdraw')
-                            ORDER BY e.id DESC LIMIT 1) latest
+    `SELECT m.id AS member_id FROM unnest($1::uuid[]) AS m(id) ${latestConsentAction('m', '$2')}
       WHERE latest.action = 'grant'`,
     [memberIds, purpose],
   );

@@ -133,9 +133,9 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date, 
   if (!isWellFormedCode(code)) {
     throw new AppError('COUPON_CODE_INVALID', `${input.code} is not a coupon code: a character is wrong or missing`);
   }
-  const replay = async (sql: Sql = db): Promise<Redemption | undefined> => {
+  const replay = async (): Promise<Redemption | undefined> => {
     if (!input.requestId) return undefined;
-    const earlier = await byRequest(sql, input.storeId, input.requestId);
+    const earlier = await byRequest(db, input.storeId, input.requestId);
     if (!earlier) return undefined;
     if (earlier.c.code !== code) {
       throw new AppError('REQUEST_ID_REUSED', `request ${input.requestId} already redeemed another coupon`, { couponCode: earlier.c.code });
@@ -159,6 +159,7 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date, 
              INSERT INTO campaign_redemption_counts (campaign_id, redeemed)
              SELECT c.campaign_id, (SELECT count(*) FROM live_redemptions r JOIN coupons k ON k.id = r.coupon_id WHERE k.campaign_id = c.campaign_id)
                FROM c WHERE c.max_redemptions IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM campaign_redemption_counts n WHERE n.campaign_id = c.campaign_id)
              ON CONFLICT DO NOTHING),
            gone AS (DELETE FROM campaign_redemption_counts WHERE campaign_id = (SELECT campaign_id FROM c WHERE max_redemptions IS NULL))
            SELECT * FROM c`,
@@ -172,7 +173,7 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date, 
       // move only if every check passes; what failed comes back, and is answered in the order below.
       const [r] = await tx.query<{
         earlier: (RedemptionRow & { code: string; member_id: string; campaign_id: string }) | null; live: { redeemed_at: string; store_id: string } | null;
-        store_merchant_id: string | null; till_store_id: string | null; offer_store_ids: string[] | null; budget_ok: boolean; offer_budget_ok: boolean;
+        store_merchant_id: string | null; till_store_id: string | null; till_merchant_id: string | null; offer_store_ids: string[] | null; budget_ok: boolean; offer_budget_ok: boolean;
         inserted: (Omit<RedemptionRow, 'redeemed_at'> & { redeemed_at: string }) | null;
       }>(
         `WITH earlier AS (
@@ -180,10 +181,11 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date, 
             WHERE $9::text IS NOT NULL AND r.store_id = $2 AND r.request_id = $9),
          live AS (SELECT redeemed_at, store_id FROM live_redemptions WHERE coupon_id = $1),
          store AS (SELECT merchant_id FROM stores WHERE id = $2),
-         till AS (SELECT store_id FROM tills WHERE id = $15::uuid),
+         till AS (SELECT t.store_id, s.merchant_id FROM tills t JOIN stores s ON s.id = t.store_id WHERE t.id = $15::uuid),
          ok AS (
            SELECT NOT EXISTS (SELECT 1 FROM earlier) AND NOT EXISTS (SELECT 1 FROM live) AND $4::timestamptz < $5::timestamptz
                   AND coalesce((SELECT merchant_id = $12::uuid FROM store), false) AND ($6::uuid IS NULL OR $6::uuid = $2)
+                  AND ($16::uuid IS NULL OR coalesce((SELECT merchant_id = $16::uuid FROM store), false))
                   AND ($13::uuid IS NULL OR EXISTS (SELECT 1 FROM alliance_offer_stores WHERE offer_id = $13::uuid AND store_id = $2))
                   AND ($15::uuid IS NULL OR coalesce((SELECT store_id = $2 FROM till), false)) AS passed),
          budget AS (
@@ -200,16 +202,20 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date, 
            RETURNING *)
          SELECT (SELECT row_to_json(earlier) FROM earlier) AS earlier, (SELECT row_to_json(live) FROM live) AS live,
                 (SELECT merchant_id FROM store) AS store_merchant_id, (SELECT store_id FROM till) AS till_store_id,
+                (SELECT merchant_id FROM till) AS till_merchant_id,
                 CASE WHEN $13::uuid IS NOT NULL AND NOT EXISTS (SELECT 1 FROM alliance_offer_stores WHERE offer_id = $13::uuid AND store_id = $2)
                      THEN ARRAY(SELECT store_id FROM alliance_offer_stores WHERE offer_id = $13::uuid ORDER BY store_id)::text[] END AS offer_store_ids,
                 ($7::int IS NULL OR EXISTS (SELECT 1 FROM budget)) AS budget_ok, ($14::int IS NULL OR EXISTS (SELECT 1 FROM offer_budget)) AS offer_budget_ok,
                 (SELECT row_to_json(inserted) FROM inserted) AS inserted`,
         [coupon.id, input.storeId, coupon.campaign_id, now, coupon.expires_at, coupon.campaign_store_id, coupon.max_redemptions,
           input.tillRef ?? null, input.requestId ?? null, input.transactionId ?? null, input.amount ?? null,
-          coupon.owner_id, coupon.alliance_offer_id, coupon.offer_max_redemptions, input.tillId ?? null],
+          coupon.owner_id, coupon.alliance_offer_id, coupon.offer_max_redemptions, input.tillId ?? null, callerMerchantId],
       );
       const asRow = <T extends { redeemed_at: string | Date }>(x: T) => ({ ...x, redeemed_at: new Date(x.redeemed_at) }) as unknown as RedemptionRow;
-      if (!r!.store_merchant_id) throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
+      // A store that is not the caller's does not exist for it (the caller's merchant; null for an administrator).
+      if (!r!.store_merchant_id || (callerMerchantId !== null && r!.store_merchant_id !== callerMerchantId)) {
+        throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
+      }
       // Another merchant's coupon: before anything that would tell it exists (even a reused request id).
       if (r!.store_merchant_id !== coupon.owner_id) {
         if (callerMerchantId !== null) throw new AppError('COUPON_NOT_FOUND', `no coupon has code ${code}`);
@@ -225,7 +231,9 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date, 
         return view(asRow(r!.earlier), r!.earlier);
       }
       if (input.tillId && r!.till_store_id !== input.storeId) {
-        if (!r!.till_store_id) throw new AppError('TILL_NOT_FOUND', `till ${input.tillId} does not exist`);
+        if (!r!.till_store_id || (callerMerchantId !== null && r!.till_merchant_id !== callerMerchantId)) {
+          throw new AppError('TILL_NOT_FOUND', `till ${input.tillId} does not exist`);
+        }
         throw new AppError('TILL_AT_OTHER_STORE', `till ${input.tillId} is not at store ${input.storeId}`, { tillStoreId: r!.till_store_id });
       }
       if (r!.live) {

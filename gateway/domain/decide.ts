@@ -93,15 +93,13 @@ export async function insertDecision(
 
 const RFM_CONDITIONS = ['rfmSegments', 'valueTiers', 'minRecencyScore', 'minFrequencyScore', 'minMonetaryScore'] as const;
 
-/** Whether any of the campaigns has an RFM audience condition (else nobody's RFM profile is read). */
-export const usesRfm = (prepared: PreparedCampaigns): boolean =>
-  prepared.campaigns.some((c) => RFM_CONDITIONS.some((k) => c.audience[k] !== undefined));
-
 /**
  * What the engine needs to know of the member, read inside the decision's transaction. The RFM profile (an
- * aggregate over the member's redemptions) only when a campaign can use it.
+ * aggregate over the member's redemptions) and the push devices are read only when one of the campaigns can use them.
  */
-export async function memberContext(db: Sql, member: Member, consent: ConsentState, before: Date, withRfm = true): Promise<MemberContext> {
+export async function memberContext(db: Sql, member: Member, consent: ConsentState, before: Date, prepared: PreparedCampaigns): Promise<MemberContext> {
+  const withRfm = prepared.campaigns.some((c) => RFM_CONDITIONS.some((k) => c.audience[k] !== undefined));
+  const withPush = prepared.campaigns.some((c) => c.channels.includes('push'));
   const [facts] = await db.query<{ tier: string | null; tags: string[]; home_store_id: string | null }>(
     'SELECT tier, tags, home_store_id FROM members WHERE id = $1',
     [member.id],
@@ -121,7 +119,7 @@ export async function memberContext(db: Sql, member: Member, consent: ConsentSta
   );
   const channels: Channel[] = member.phone && checkConsent(consent, ['sms_marketing']).allowed ? ['sms'] : [];
   // Push needs its own consent and at least one of the member's devices subscribed.
-  if (checkConsent(consent, ['push_marketing']).allowed && (await hasPushSubscription(db, member.id, before))) channels.push('push');
+  if (withPush && checkConsent(consent, ['push_marketing']).allowed && (await hasPushSubscription(db, member.id, before))) channels.push('push');
   return {
     id: member.id,
     tier: facts?.tier ?? null,

@@ -62,8 +62,11 @@ export async function getDelivery(db: Sql, id: string): Promise<Delivery> {
   return toDelivery(row);
 }
 
-/** Settles a delivery that is still waiting (`queued`) or claimed (`sending`); a settled one stays as it is. */
-async function finish(db: Sql, id: string, status: DeliveryStatus, fields: { reason?: string; providerId?: string; errorCode?: string }) {
+/**
+ * The steps both channels' workers share. Settles a delivery that is still waiting (`queued`) or claimed
+ * (`sending`); a settled one stays as it is.
+ */
+export async function finish(db: Sql, id: string, status: DeliveryStatus, fields: { reason?: string; providerId?: string | null; errorCode?: string }) {
   await db.query(
     `UPDATE deliveries SET status = $2, status_reason = $3, provider_id = COALESCE($4, provider_id), error_code = $5, updated_at = now()
       WHERE id = $1 AND status IN ('queued', 'sending')`,
@@ -72,9 +75,19 @@ async function finish(db: Sql, id: string, status: DeliveryStatus, fields: { rea
 }
 
 /** An offer dropped because its moment passed: cancelled, and counted. */
-async function dropStale(deps: Deps, id: string, now: Date): Promise<void> {
-  await finish(deps.db, id, 'cancelled', { reason: 'STALE_OFFER' });
-  await countDrops(deps.db, 'offer_stale', now, 1);
+export async function dropStale(db: Sql, id: string, now: Date, errorCode?: string): Promise<void> {
+  await finish(db, id, 'cancelled', { reason: 'STALE_OFFER', ...(errorCode ? { errorCode } : {}) });
+  await countDrops(db, 'offer_stale', now, 1);
+}
+
+/** Gives a claim back (nothing went out): the next run may claim it. With a refusal, what the provider said. */
+export async function releaseClaim(db: Sql, id: string, refusal?: { message: string; code?: string }): Promise<void> {
+  await db.query(
+    refusal
+      ? `UPDATE deliveries SET status = 'queued', status_reason = $2, error_code = $3, updated_at = now() WHERE id = $1 AND status = 'sending'`
+      : `UPDATE deliveries SET status = 'queued', updated_at = now() WHERE id = $1 AND status = 'sending'`,
+    refusal ? [id, refusal.message, refusal.code ?? null] : [id],
+  );
 }
 
 /**
@@ -106,7 +119,7 @@ export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: strin
     // The worker that claimed this send died before recording it: it may or may not have reached the carrier.
     const found = row.phone_e164 ? await deps.sms.findSent({ to: row.phone_e164, body: row.body, since: row.sending_at! }) : null;
     if (found) return finish(db, row.id, 'sent', { providerId: found.providerId, reason: 'RECOVERED_AFTER_CRASH' });
-    await db.query(`UPDATE deliveries SET status = 'queued', updated_at = now() WHERE id = $1 AND status = 'sending'`, [row.id]);
+    await releaseClaim(db, row.id);
     row.status = 'queued';
   }
   if (row.status !== 'queued') return; // already settled by an earlier run of this job
@@ -115,7 +128,7 @@ export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: strin
   if (!consent.allowed) return finish(db, row.id, 'cancelled', { reason: consent.reason });
   if (!row.phone_e164) return finish(db, row.id, 'cancelled', { reason: 'NO_PHONE' });
   const now = deps.now();
-  if (now.getTime() >= row.fresh_until.getTime()) return dropStale(deps, row.id, now);
+  if (now.getTime() >= row.fresh_until.getTime()) return dropStale(db, row.id, now);
   if (isQuiet(now, row.time_zone)) {
     // Held to the end of the member's quiet hours if the offer is still fresh then; otherwise dropped.
     const next = nextAllowed(now, row.time_zone);
@@ -146,10 +159,7 @@ export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: strin
       throw new TerminalJobError(e.message, e.code);
     }
     // The carrier answered, with a refusal worth retrying: nothing went out, the claim is given back.
-    await db.query(
-      `UPDATE deliveries SET status = 'queued', status_reason = $2, error_code = $3, updated_at = now() WHERE id = $1 AND status = 'sending'`,
-      [row.id, e.message, e.code ?? null],
-    );
+    await releaseClaim(db, row.id, e);
     throw e;
   }
 }

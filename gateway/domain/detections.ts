@@ -7,9 +7,9 @@ import type { Database, Sql } from '../db/database.js';
 import { AppError } from '../errors.js';
 import type { Agent, SignedRequest } from './agents.js';
 import { CAMPAIGN_STAMP_SQL, preparedForStamp } from './campaign-cache.js';
-import { currentConsent } from './consents.js';
+import { currentConsent, latestConsentAction } from './consents.js';
 import { STALE_AFTER_MS } from './checkins.js';
-import { decide, insertDecision, memberContext, usesRfm, type Decision } from './decide.js';
+import { decide, insertDecision, memberContext, type Decision } from './decide.js';
 import { queueDeliveries } from './deliveries.js';
 import type { Deps } from './deps.js';
 import type { EidRegistry } from './eid-registry.js';
@@ -71,11 +71,6 @@ function presenceFromJson(r: PresenceJson): PresenceRow {
 
 /** A uuid[] parameter as its literal: uuids need no quoting, and the driver's per-element escaping is skipped. */
 const uuidArray = (ids: readonly string[]) => `{${ids.join(',')}}`;
-
-/** The distinct (member, zone) pairs of some events, sorted: rows are always locked in this order. */
-function sortedPairs(events: readonly Resolved[]): Array<[string, string]> {
-  return [...new Set(events.map((r) => `${r.memberId}|${r.e.zoneId}`))].sort().map((k) => k.split('|') as [string, string]);
-}
 
 interface ZoneState {
   eids: string[];
@@ -167,10 +162,7 @@ export async function ingestPresence(deps: Deps, registry: EidRegistry, agent: A
          SELECT ev.*, k.member_id IS NOT NULL AS keyed FROM ev
            LEFT JOIN member_identity_keys k ON k.member_id = ev.member_id AND k.identity_key = decode(ev.key, 'hex')),
        granted AS (
-         SELECT m.id FROM (SELECT DISTINCT member_id AS id FROM checked WHERE keyed) m
-           CROSS JOIN LATERAL (SELECT action FROM consent_events e
-                                WHERE e.member_id = m.id AND e.purpose = 'ble_detection' AND e.action IN ('grant', 'withdraw')
-                                ORDER BY e.id DESC LIMIT 1) latest
+         SELECT m.id FROM (SELECT DISTINCT member_id AS id FROM checked WHERE keyed) m ${latestConsentAction('m', `'ble_detection'`)}
           WHERE latest.action = 'grant'),
        ok AS (SELECT * FROM checked WHERE keyed AND member_id IN (SELECT id FROM granted)),
        stored AS (
@@ -242,7 +234,8 @@ export async function updateZonePresence(
     const key = `${r.memberId}|${r.e.zoneId}`;
     byPair.set(key, [...(byPair.get(key) ?? []), r]);
   }
-  const pairs = sortedPairs(fresh);
+  // Sorted: rows are always locked in this order.
+  const pairs = [...byPair.keys()].sort().map((k) => k.split('|') as [string, string]);
   const rows = locked ?? await tx.query<PresenceRow>(
     `SELECT p.member_id, p.zone_id, p.eids, p.entered_at, p.last_event_at FROM member_zone_presence p
        JOIN unnest($1::uuid[], $2::uuid[]) AS k(member_id, zone_id) USING (member_id, zone_id)
@@ -352,7 +345,7 @@ export async function applyTransitions(
     if (events.length === 0) continue;
     const member = await getMember(tx, memberId);
     const consent = await currentConsent(tx, memberId);
-    const context = await memberContext(tx, member, consent, events[0]!.at, usesRfm(prepared));
+    const context = await memberContext(tx, member, consent, events[0]!.at, prepared);
     for (const event of events) {
       // An event uploaded late (the box was offline) still makes the visit, but its moment has passed.
       if (now.getTime() - event.at.getTime() > STALE_AFTER_MS) {

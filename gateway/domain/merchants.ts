@@ -40,7 +40,7 @@ export async function getMerchant(db: Sql, id: string): Promise<Merchant> {
 
 /** Every merchant, or only `only` (a marketer's or merchant's own). */
 export async function listMerchants(db: Sql, only: string | null): Promise<Merchant[]> {
-  const rows = await db.query<MerchantRow>('SELECT * FROM merchants WHERE ($1::uuid IS NULL OR id = $1) ORDER BY created_at, id', [only]);
+  const rows = await db.query<MerchantRow>('SELECT * FROM merchants WHERE ($1::uuid IS NULL OR id = $1) ORDER BY created_at, id LIMIT 1000', [only]);
   return rows.map(merchantView);
 }
 
@@ -61,7 +61,7 @@ export async function storeTills(db: Sql, storeId: string): Promise<Till[]> {
 /** The stores of a merchant. */
 export async function merchantStores(db: Sql, merchantId: string): Promise<Array<{ id: string; name: string; timeZone: string }>> {
   const rows = await db.query<{ id: string; name: string; time_zone: string }>(
-    'SELECT id, name, time_zone FROM stores WHERE merchant_id = $1 ORDER BY created_at, id', [merchantId],
+    'SELECT id, name, time_zone FROM stores WHERE merchant_id = $1 ORDER BY created_at, id LIMIT 1000', [merchantId],
   );
   return rows.map((r) => ({ id: r.id, name: r.name, timeZone: r.time_zone }));
 }

@@ -2,13 +2,11 @@
 // delivery still waits, that the member still consents, that it is not their night and that the offer is still
 // fresh; then it pushes the offer to each of the member's subscribed devices.
 import { checkConsent, isQuiet, nextAllowed } from '../../consent/index.js';
-import type { Sql } from '../db/database.js';
 import { PushSendError, type PushMessage } from '../push/provider.js';
 import { TerminalJobError, type JobContext } from '../queue/jobs.js';
 import { currentConsent } from './consents.js';
-import type { DeliveryStatus } from './deliveries.js';
+import { dropStale, finish, releaseClaim, type DeliveryStatus } from './deliveries.js';
 import type { Deps } from './deps.js';
-import { countDrops } from './privacy.js';
 import { dropGoneSubscription, liveSubscriptions, toTarget, type SubscriptionRow } from './push-subscriptions.js';
 
 declare module '../queue/jobs.js' {
@@ -34,15 +32,6 @@ interface Row {
   lease_left_ms: number | null;
   time_zone: string;
   campaign_id: string;
-}
-
-/** Settles a delivery that is still waiting or claimed; a settled one stays as it is. */
-async function settle(db: Sql, id: string, status: DeliveryStatus, fields: { reason?: string; providerId?: string | null; errorCode?: string }) {
-  await db.query(
-    `UPDATE deliveries SET status = $2, status_reason = $3, provider_id = COALESCE($4, provider_id), error_code = $5, updated_at = now()
-      WHERE id = $1 AND status IN ('queued', 'sending')`,
-    [id, status, fields.reason ?? null, fields.providerId ?? null, fields.errorCode ?? null],
-  );
 }
 
 type Outcome = { device: SubscriptionRow; providerId: string | null } | { device: SubscriptionRow; error: PushSendError };
@@ -72,20 +61,19 @@ export async function sendPushJob(deps: Deps, { deliveryId }: { deliveryId: stri
     }
     // Its worker died between claiming and recording. A push service cannot be asked what it took, so the offer
     // goes again, under the same topic: a copy still waiting at the push service is replaced, not doubled.
-    await db.query(`UPDATE deliveries SET status = 'queued', updated_at = now() WHERE id = $1 AND status = 'sending'`, [row.id]);
+    await releaseClaim(db, row.id);
     row.status = 'queued';
   }
   if (row.status !== 'queued') return; // already settled by an earlier run of this job
   if (!deps.push) throw new Error('this process has no push channel');
 
   const consent = checkConsent(await currentConsent(db, row.member_id), ['push_marketing']);
-  if (!consent.allowed) return settle(db, row.id, 'cancelled', { reason: consent.reason });
+  if (!consent.allowed) return finish(db, row.id, 'cancelled', { reason: consent.reason });
   const now = deps.now();
   const devices = await liveSubscriptions(db, row.member_id, now);
-  if (devices.length === 0) return settle(db, row.id, 'cancelled', { reason: 'NO_PUSH_SUBSCRIPTION' });
+  if (devices.length === 0) return finish(db, row.id, 'cancelled', { reason: 'NO_PUSH_SUBSCRIPTION' });
   if (now.getTime() >= row.fresh_until.getTime()) {
-    await settle(db, row.id, 'cancelled', { reason: 'STALE_OFFER' });
-    return countDrops(db, 'offer_stale', now, 1);
+    return dropStale(db, row.id, now);
   }
   if (isQuiet(now, row.time_zone)) {
     // Held to the end of the member's quiet hours if the offer is still fresh then; otherwise dropped.
@@ -94,7 +82,7 @@ export async function sendPushJob(deps: Deps, { deliveryId }: { deliveryId: stri
       await deps.queue.enqueue('push.send', { deliveryId }, { jobId: `push-${deliveryId}@${next.getTime()}`, delayMs: next.getTime() - now.getTime() });
       return;
     }
-    return settle(db, row.id, 'cancelled', { reason: 'QUIET_HOURS' });
+    return finish(db, row.id, 'cancelled', { reason: 'QUIET_HOURS' });
   }
 
   // The claim: of any number of runs for this delivery, one pushes.
@@ -131,7 +119,7 @@ export async function sendPushJob(deps: Deps, { deliveryId }: { deliveryId: stri
   }
   if (accepted.length > 0) {
     await db.query('UPDATE push_subscriptions SET last_success_at = $2 WHERE id = ANY($1::uuid[])', [accepted.map((a) => a.device.id), now]);
-    return settle(db, row.id, 'sent', { providerId: accepted.find((a) => a.providerId)?.providerId ?? null });
+    return finish(db, row.id, 'sent', { providerId: accepted.find((a) => a.providerId)?.providerId ?? null });
   }
   const retry = failures.find((e) => e.outcome === 'retry');
   // A push service that said when to come back (429, 503 with Retry-After) is asked again then, not sooner; if
@@ -139,28 +127,21 @@ export async function sendPushJob(deps: Deps, { deliveryId }: { deliveryId: stri
   const waitMs = Math.max(0, ...failures.map((e) => (e.outcome === 'retry' ? e.retryAfterMs ?? 0 : 0)));
   if (retry && waitMs > 0) {
     if (now.getTime() + waitMs >= row.fresh_until.getTime()) {
-      await settle(db, row.id, 'cancelled', { reason: 'STALE_OFFER', errorCode: retry.code });
-      return countDrops(db, 'offer_stale', now, 1);
+      return dropStale(db, row.id, now, retry.code);
     }
-    await db.query(
-      `UPDATE deliveries SET status = 'queued', status_reason = $2, error_code = $3, updated_at = now() WHERE id = $1 AND status = 'sending'`,
-      [row.id, retry.message, retry.code],
-    );
+    await releaseClaim(db, row.id, retry);
     const at = Date.now() + waitMs;
     await deps.queue.enqueue('push.send', { deliveryId }, { jobId: `push-${deliveryId}@retry-${at}`, delayMs: waitMs });
     return;
   }
   if (retry && ctx.attempt < ctx.maxAttempts) {
     // Nothing went out: the claim is given back for the next attempt.
-    await db.query(
-      `UPDATE deliveries SET status = 'queued', status_reason = $2, error_code = $3, updated_at = now() WHERE id = $1 AND status = 'sending'`,
-      [row.id, retry.message, retry.code],
-    );
+    await releaseClaim(db, row.id, retry);
     throw retry;
   }
   const final = retry ?? failures.find((e) => e.outcome === 'refused');
   const reason = final?.message ?? 'PUSH_SUBSCRIPTION_GONE';
   const errorCode = (final ?? failures[0])!.code;
-  await settle(db, row.id, 'failed', { reason, errorCode });
+  await finish(db, row.id, 'failed', { reason, errorCode });
   throw new TerminalJobError(reason, errorCode);
 }

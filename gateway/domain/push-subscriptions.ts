@@ -110,6 +110,8 @@ export async function registerSubscription(
     if (member.erased_at) throw new AppError('MEMBER_ERASED', `member ${memberId} was erased`);
     const [existing] = await tx.query<{ member_id: string }>('SELECT member_id FROM push_subscriptions WHERE endpoint = $1', [endpoint]);
     if (!existing) {
+      // An expired subscription is no device any more (browsers move to a new endpoint): it goes, and does not count.
+      await tx.query('DELETE FROM push_subscriptions WHERE member_id = $1 AND expires_at <= now()', [memberId]);
       const [{ n }] = (await tx.query<{ n: number }>('SELECT count(*)::int AS n FROM push_subscriptions WHERE member_id = $1', [memberId])) as [{ n: number }];
       if (n >= MAX_SUBSCRIPTIONS_PER_MEMBER) {
         throw new AppError('PUSH_SUBSCRIPTION_LIMIT', `member ${memberId} already has ${n} subscribed devices`, { max: MAX_SUBSCRIPTIONS_PER_MEMBER });

@@ -1,8 +1,8 @@
 // Sign-up from the members' app. With a phone number, the member proves it is theirs by typing a code sent to
 // it; the answer to the request is the same whether or not the number already belongs to a member, so the
 // public sign-up cannot be used to find out who is enrolled.
-import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
-import type { Database } from '../db/database.js';
+import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Database, Sql } from '../db/database.js';
 import { AppError } from '../errors.js';
 import { issueApiKey } from './api-keys.js';
 import type { Deps } from './deps.js';
@@ -21,40 +21,44 @@ export async function startSignup(deps: Deps, input: { phone: string; timeZone: 
   const expiresAt = new Date(now.getTime() + SIGNUP_TTL_MS);
   const [taken] = await deps.db.query('SELECT 1 FROM members WHERE phone_e164 = $1', [phone]);
   const code = taken ? null : String(randomInt(0, 1_000_000)).padStart(6, '0');
-  const [row] = await deps.db.query<{ id: string }>(
-    'INSERT INTO member_signups (phone_e164, time_zone, expires_at) VALUES ($1, $2, $3) RETURNING id',
-    [phone, input.timeZone, expiresAt],
+  const signupId = randomUUID();
+  await deps.db.query(
+    'INSERT INTO member_signups (id, phone_e164, time_zone, expires_at, code_hash) VALUES ($1, $2, $3, $4, $5)',
+    [signupId, phone, input.timeZone, expiresAt, code ? hashOf(signupId, code) : null],
   );
   if (code) {
-    await deps.db.query('UPDATE member_signups SET code_hash = $2 WHERE id = $1', [row!.id, hashOf(row!.id, code)]);
-    await deps.queue.enqueue('sms.code', { signupId: row!.id, text: `${deps.config.programName}: your sign-up code is ${code}. It expires in 15 minutes.` });
+    await deps.queue.enqueue('sms.code', { signupId, text: `${deps.config.programName}: your sign-up code is ${code}. It expires in 15 minutes.` });
   }
-  return { signupId: row!.id, expiresAt: expiresAt.toISOString() };
+  return { signupId, expiresAt: expiresAt.toISOString() };
 }
 
 /** Finishes a sign-up with its code: the member and their first app token. */
 export async function confirmSignup(db: Database, input: { signupId: string; code: string }, now: Date): Promise<Member & { appToken: string }> {
-  return db.transaction(async (tx) => {
+  // Unknown, expired, used up, wrong, or a number that was already enrolled (no code was ever sent): one answer.
+  const refuse = () => new AppError('SIGNUP_CODE_INVALID', 'the code is wrong or has expired; start the sign-up again');
+  const outcome = await db.transaction(async (tx) => {
     const [s] = await tx.query<{ phone_e164: string; time_zone: string; code_hash: Buffer | null; attempts: number; expires_at: Date }>(
       'SELECT * FROM member_signups WHERE id = $1 FOR UPDATE', [input.signupId],
     );
-    // Unknown, expired, used up, or a number that was already enrolled (no code was ever sent): all the same answer.
-    const refuse = () => new AppError('SIGNUP_CODE_INVALID', 'the code is wrong or has expired; start the sign-up again');
     if (!s || s.expires_at <= now || s.attempts >= SIGNUP_MAX_ATTEMPTS) throw refuse();
     const ok = s.code_hash !== null && timingSafeEqual(hashOf(input.signupId, input.code), s.code_hash);
     if (!ok) {
+      // Counted, and committed: the refusal comes after the transaction.
       await tx.query('UPDATE member_signups SET attempts = attempts + 1 WHERE id = $1', [input.signupId]);
-      return { failed: true } as never;
+      return null;
     }
     await tx.query('DELETE FROM member_signups WHERE id = $1', [input.signupId]);
-    const member = await createMember(tx, { phone: s.phone_e164, timeZone: s.time_zone });
-    const { key } = await issueApiKey(tx, { role: 'member', name: 'app token', memberId: member.id });
-    return { ...member, appToken: key };
-  }).then((r) => {
-    // A wrong code is counted (committed) and then refused.
-    if ((r as { failed?: boolean }).failed) throw new AppError('SIGNUP_CODE_INVALID', 'the code is wrong or has expired; start the sign-up again');
-    return r;
+    return createMemberWithAppToken(tx, { phone: s.phone_e164, timeZone: s.time_zone });
   });
+  if (!outcome) throw refuse();
+  return outcome;
+}
+
+/** A member and their first app token, in the caller's transaction. */
+export async function createMemberWithAppToken(tx: Sql, input: Parameters<typeof createMember>[1]): Promise<Member & { appToken: string }> {
+  const member = await createMember(tx, input);
+  const { key } = await issueApiKey(tx, { role: 'member', name: 'app token', memberId: member.id });
+  return { ...member, appToken: key };
 }
 
 /** The job that sends a sign-up's code, while the sign-up is still open. */

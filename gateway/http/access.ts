@@ -74,7 +74,7 @@ const ownerIs = (sql: string) => async (db: Sql, p: Principal, id: string) => {
  * Whether a caller other than an administrator may see an object. Marketers and merchants see what their
  * merchant owns; members see themselves and their own deliveries. Anything else is out of scope.
  */
-const resolvers: Record<ObjectKind, Resolver> = {
+const resolvers: Readonly<Record<ObjectKind, Resolver>> = {
   member: async (_db, p, id) => p.role === 'member' && p.memberId === id,
   delivery: async (db, p, id) => {
     if (p.role !== 'member') return false;
@@ -87,16 +87,23 @@ const resolvers: Record<ObjectKind, Resolver> = {
   geofence: ownerIs('SELECT merchant_id FROM geofences WHERE id = $1'),
   redemption: ownerIs('SELECT s.merchant_id FROM redemptions r JOIN stores s ON s.id = r.store_id WHERE r.id = $1'),
   till: ownerIs('SELECT s.merchant_id FROM tills t JOIN stores s ON s.id = t.store_id WHERE t.id = $1'),
-  alliance_offer: ownerIs('SELECT merchant_id FROM alliance_offers WHERE id = $1'),
+  // Its partner; and a brand's marketer sees published offers (to include them in campaigns) and any offer its
+  // brand's campaigns include or issued coupons of (to read their settlement), withdrawn or not.
+  alliance_offer: async (db, p, id) => {
+    if (p.role === 'merchant') return ownerIs('SELECT merchant_id FROM alliance_offers WHERE id = $1')(db, p, id);
+    if (p.role !== 'marketer' || !p.merchantId) return false;
+    const [row] = await db.query<{ visible: boolean }>(
+      `SELECT o.status = 'published'
+              OR EXISTS (SELECT 1 FROM campaigns camp WHERE camp.merchant_id = $2 AND camp.definition->'alliance'->'offerIds' ? o.id::text)
+              OR EXISTS (SELECT 1 FROM coupons c JOIN campaigns camp ON camp.id = c.campaign_id WHERE c.alliance_offer_id = o.id AND camp.merchant_id = $2) AS visible
+         FROM alliance_offers o WHERE o.id = $1`,
+      [id, p.merchantId],
+    );
+    return row?.visible === true;
+  },
   agent: async () => false,
   api_key: async () => false,
 };
-
-/** Lets a module say who else may see objects of a kind (e.g. brands' marketers and published alliance offers). */
-export function extendScope(kind: ObjectKind, also: Resolver): void {
-  const base = resolvers[kind];
-  resolvers[kind] = async (db, p, id) => (await base(db, p, id)) || also(db, p, id);
-}
 
 /** Whether the caller may see the object; administrators see everything. */
 export async function canSee(db: Sql, p: Principal, kind: ObjectKind, id: string): Promise<boolean> {

@@ -3,7 +3,6 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { getApiKey, issueApiKey, listApiKeys, revokeApiKey, rotateApiKey, type KeyVerifier } from '../domain/api-keys.js';
 import type { Deps } from '../domain/deps.js';
-import { getMember } from '../domain/members.js';
 import { createMerchant, createTill, getMerchant, listMerchants, merchantStores, storeTills } from '../domain/merchants.js';
 import { merchantScope, principalOf } from '../http/access.js';
 import { IdParams, Instant, Nullable, Strict, Uuid, errors } from '../http/schemas.js';
@@ -92,7 +91,6 @@ const access: FastifyPluginAsyncTypebox<{ deps: Deps; verifier: KeyVerifier }> =
       response: { 201: IssuedKey, ...errors(404) },
     },
   }, async (req, reply) => {
-    if (req.body.memberId) await getMember(deps.db, req.body.memberId);
     const expiresAt = req.body.expiresAt ? new Date(req.body.expiresAt) : null;
     return reply.code(201).send(await issueApiKey(deps.db, { ...req.body, expiresAt }));
   });

@@ -7,22 +7,8 @@ import { createOffer, getOffer, listOffers, withdrawOffer } from '../domain/alli
 import type { Deps } from '../domain/deps.js';
 import { merchantSettlement, settlement, settlementCsv, type Settlement as SettlementData } from '../domain/settlement.js';
 import { AppError, invalid } from '../errors.js';
-import { extendScope, merchantScope, principalOf } from '../http/access.js';
+import { merchantScope, principalOf } from '../http/access.js';
 import { IdParams, Instant, Nullable, Strict, Uuid, errors } from '../http/schemas.js';
-
-// A brand's marketer sees published offers (to include them in campaigns) and any offer its brand's campaigns
-// include or issued coupons of (to read their settlement), withdrawn or not.
-extendScope('alliance_offer', async (db, p, id) => {
-  if (p.role !== 'marketer' || !p.merchantId) return false;
-  const [row] = await db.query<{ visible: boolean }>(
-    `SELECT o.status = 'published'
-            OR EXISTS (SELECT 1 FROM campaigns camp WHERE camp.merchant_id = $2 AND camp.definition->'alliance'->'offerIds' ? o.id::text)
-            OR EXISTS (SELECT 1 FROM coupons c JOIN campaigns camp ON camp.id = c.campaign_id WHERE c.alliance_offer_id = o.id AND camp.merchant_id = $2) AS visible
-       FROM alliance_offers o WHERE o.id = $1`,
-    [id, p.merchantId],
-  );
-  return row?.visible === true;
-});
 
 const Money = Type.Number({ minimum: 0, maximum: 10_000_000, description: "In the programme's currency, e.g. 5.50; whole cents" });
 

@@ -4,9 +4,8 @@ import { changeConsent } from '../domain/consent-changes.js';
 import { consentHistory, consentRecordView, consentStateView } from '../domain/consents.js';
 import { consentState } from '../../consent/index.js';
 import type { Deps } from '../domain/deps.js';
-import { issueApiKey } from '../domain/api-keys.js';
-import { createMember, getMember, isTimeZone, updateMemberFacts } from '../domain/members.js';
-import { confirmSignup, startSignup } from '../domain/signups.js';
+import { getMember, isTimeZone, updateMemberFacts, type createMember } from '../domain/members.js';
+import { confirmSignup, createMemberWithAppToken, startSignup } from '../domain/signups.js';
 import { pastInstant } from '../domain/time.js';
 import { invalid } from '../errors.js';
 import { principalOf } from '../http/access.js';
@@ -114,11 +113,7 @@ const MemberRecord = Type.Object({
 
 const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   // The member and their first app token are made together.
-  const withAppToken = (input: Parameters<typeof createMember>[1]) => deps.db.transaction(async (tx) => {
-    const member = await createMember(tx, input);
-    const { key } = await issueApiKey(tx, { role: 'member', name: 'app token', memberId: member.id });
-    return { ...member, appToken: key };
-  });
+  const withAppToken = (input: Parameters<typeof createMember>[1]) => deps.db.transaction((tx) => createMemberWithAppToken(tx, input));
 
   app.post('/members', {
     config: { access: { roles: ['administrator'], scope: 'none' } },

@@ -5,8 +5,8 @@ import { campaignReport, storeReport } from '../domain/reports.js';
 import { IdParams, Instant, Nullable, Strict, TimeZone, Uuid, errors } from '../http/schemas.js';
 
 const ReportQuery = Strict({
-  from: Type.Optional(Type.String({ format: 'date', description: 'First day, YYYY-MM-DD, in the report time zone (inclusive)' })),
-  to: Type.Optional(Type.String({ format: 'date', description: 'Last day, YYYY-MM-DD, in the report time zone (inclusive)' })),
+  from: Type.Optional(Type.String({ format: 'date', pattern: '^[1-9]', description: 'First day, YYYY-MM-DD, in the report time zone (inclusive)' })),
+  to: Type.Optional(Type.String({ format: 'date', pattern: '^[1-9]', description: 'Last day, YYYY-MM-DD, in the report time zone (inclusive)' })),
   groupBy: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('day')], { default: 'none', description: 'day adds one row per day with data' })),
   timeZone: Type.Optional(TimeZone),
   windowDays: Type.Optional(Type.Integer({ minimum: 1, maximum: 90, default: 7, description: 'How long after the first decision a return visit counts' })),

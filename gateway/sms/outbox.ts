@@ -19,7 +19,12 @@ export function outboxSender(dataDir: string, now: () => Date = () => new Date()
       const text = await fs.readFile(file, 'utf8').catch(() => '');
       for (const line of text.split('\n')) {
         if (!line) continue;
-        const m = JSON.parse(line) as { id: string; to: string; body: string };
+        let m: { id: string; to: string; body: string };
+        try {
+          m = JSON.parse(line) as typeof m;
+        } catch {
+          continue; // a line a dying process left half-written: no message went out with it
+        }
         if (m.to === to && m.body === body) return { providerId: m.id };
       }
       return null;

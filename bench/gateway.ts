@@ -100,7 +100,7 @@ async function checkin(gw: Gateway, memberId: string): Promise<void> {
 async function deliveryCounts(gw: Gateway) {
   const [row] = await gw.deps.db.query<{ total: number; sent: number; settled: number }>(
     `SELECT count(*)::int AS total, (count(*) FILTER (WHERE status = 'sent'))::int AS sent,
-            (count(*) FILTER (WHERE status <> 'queued'))::int AS settled FROM deliveries WHERE coupon_id IS NOT NULL`,
+            (count(*) FILTER (WHERE status NOT IN ('queued', 'sending')))::int AS settled FROM deliveries WHERE coupon_id IS NOT NULL`,
   );
   return row!;
 }
@@ -116,7 +116,7 @@ async function waitForDeliveries(gw: Gateway, expected: number, firstAt: number,
   const done = performance.now();
   if (counts.sent < expected) {
     throw new Error(`deliveries: ${counts.sent} of ${expected} sent within ${DELIVERY_TIMEOUT_MS} ms ` +
-      `(${counts.total} rows, ${counts.total - counts.settled} still queued, ${counts.settled - counts.sent} failed or cancelled)`);
+      `(${counts.total} rows, ${counts.total - counts.settled} still queued or being sent, ${counts.settled - counts.sent} failed or cancelled)`);
   }
   return {
     total: counts.total, sent: counts.sent, unsettled: counts.total - counts.settled, sentAtCheckinEnd: atEnd.sent,

@@ -11,6 +11,7 @@ import { startGateway } from '../gateway/runtime.js';
 import { adminHeaders, tillHeaders } from './keys.js';
 import { isolatedConfig, type BackendName } from '../tests/support/backends.js';
 import { daytimeZone } from '../tests/support/daytime.js';
+import { seedCoupons } from '../tests/support/seed-coupons.js';
 import { startTwilioStandIn } from '../tests/support/twilio-standin.js';
 import { fmt, percentile, runLoad, table, type LoadStats } from './stats.js';
 
@@ -34,20 +35,7 @@ export async function benchRedemptions(backend: BackendName): Promise<Redemption
     const campaign = await post('/campaigns', { name: 'Tills', storeId: store.id, trigger: { kind: 'checkin' }, offer: { title: 't', message: 'm' } });
     const t = performance.now();
     const codes = Array.from({ length: COUPONS }, () => newCouponCode());
-    for (let from = 0; from < COUPONS; from += 5_000) {
-      const slice = codes.slice(from, from + 5_000);
-      await gw.deps.db.query(
-        `WITH m AS (INSERT INTO members (time_zone) SELECT 'UTC' FROM unnest($1::text[]) RETURNING id),
-              n AS (SELECT id, row_number() OVER () AS i FROM m),
-              d AS (INSERT INTO decisions (member_id, trigger, occurred_at, outcome, campaign_id, campaign_version, trace)
-                    SELECT id, 'checkin', now(), 'offer_queued', $2, 1, '{}' FROM n RETURNING id, member_id),
-              dn AS (SELECT d.id, d.member_id, n.i FROM d JOIN n ON n.id = d.member_id)
-         INSERT INTO coupons (code, offer_id, campaign_id, member_id, decision_id, issued_at, expires_at)
-         SELECT (($1::text[])[dn.i]), (SELECT id FROM offers WHERE campaign_id = $2 ORDER BY version DESC LIMIT 1), $2, dn.member_id, dn.id, now(), now() + interval '7 days'
-           FROM dn`,
-        [slice, campaign.id],
-      );
-    }
+    await seedCoupons(gw.deps.db, campaign.id, codes);
     await gw.deps.db.query('VACUUM (ANALYZE) coupons, decisions, members');
     const seedMs = performance.now() - t;
     let n = 0;

@@ -64,7 +64,7 @@ export interface Redemption {
   redeemedAt: string;
 }
 
-interface CouponRow {
+export interface CouponRow {
   id: string;
   code: string;
   member_id: string;
@@ -109,6 +109,86 @@ const view = (r: RedemptionRow, c: Pick<CouponRow, 'code' | 'member_id' | 'campa
   id: r.id, couponCode: c.code, memberId: c.member_id, campaignId: c.campaign_id, storeId: r.store_id, tillId: r.till_id ?? null, tillRef: r.till_ref,
   transactionId: r.transaction_id, requestId: r.request_id, amount: r.amount ?? null, redeemedAt: r.redeemed_at.toISOString(),
 });
+
+/** What the redemption's checks found, in one row: from the per-coupon statement or a row of a batch. */
+export interface Checked {
+  earlier: (RedemptionRow & { code: string; member_id: string; campaign_id: string }) | null;
+  live: { redeemed_at: string; store_id: string } | null;
+  store_merchant_id: string | null;
+  till_store_id: string | null;
+  till_merchant_id: string | null;
+  offer_store_ids: string[] | null;
+  budget_ok: boolean;
+  offer_budget_ok: boolean;
+  /** The till's transaction id already redeemed a coupon at the store (a batch checks; a transaction hears it from the constraint). */
+  transaction_taken?: boolean;
+  inserted: (Omit<RedemptionRow, 'redeemed_at'> & { redeemed_at: string }) | null;
+}
+
+/**
+ * The answer to a redemption, from what its statement found: the redemption it made (or made before, for the
+ * same request), or the error that stopped it, in this order. Shared by both paths, so a batch answers exactly
+ * as a till's own transaction would.
+ */
+export function answer(code: string, input: RedeemInput, coupon: CouponRow, r: Checked, now: Date, callerMerchantId: string | null): Redemption {
+  const asRow = <T extends { redeemed_at: string | Date }>(x: T) => ({ ...x, redeemed_at: new Date(x.redeemed_at) }) as unknown as RedemptionRow;
+  // A store that is not the caller's does not exist for it (the caller's merchant; null for an administrator).
+  if (!r.store_merchant_id || (callerMerchantId !== null && r.store_merchant_id !== callerMerchantId)) {
+    throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
+  }
+  // Another merchant's coupon: before anything that would tell it exists (even a reused request id).
+  if (r.store_merchant_id !== coupon.owner_id) {
+    if (callerMerchantId !== null) throw new AppError('COUPON_NOT_FOUND', `no coupon has code ${code}`);
+    throw new AppError('COUPON_NOT_VALID_AT_STORE', `coupon ${code} belongs to merchant ${coupon.owner_id}, not to the store's merchant`, {
+      merchantId: coupon.owner_id,
+    });
+  }
+  // The same request, sent again (also while the first was still running, waiting on the lock): the first answer.
+  if (r.earlier) {
+    if (r.earlier.code !== code) {
+      throw new AppError('REQUEST_ID_REUSED', `request ${input.requestId} already redeemed another coupon`, { couponCode: r.earlier.code });
+    }
+    return view(asRow(r.earlier), r.earlier);
+  }
+  if (input.tillId && r.till_store_id !== input.storeId) {
+    if (!r.till_store_id || (callerMerchantId !== null && r.till_merchant_id !== callerMerchantId)) {
+      throw new AppError('TILL_NOT_FOUND', `till ${input.tillId} does not exist`);
+    }
+    throw new AppError('TILL_AT_OTHER_STORE', `till ${input.tillId} is not at store ${input.storeId}`, { tillStoreId: r.till_store_id });
+  }
+  if (r.live) {
+    throw new AppError('COUPON_ALREADY_REDEEMED', `coupon ${code} was already redeemed`, {
+      redeemedAt: new Date(r.live.redeemed_at).toISOString(),
+      storeId: r.live.store_id,
+    });
+  }
+  if (now >= coupon.expires_at) {
+    throw new AppError('COUPON_EXPIRED', `coupon ${code} expired at ${coupon.expires_at.toISOString()}`, {
+      expiresAt: coupon.expires_at.toISOString(),
+    });
+  }
+  // The stores named below are the coupon owner's, which is the store's merchant: never another merchant's.
+  if (coupon.campaign_store_id && coupon.campaign_store_id !== input.storeId) {
+    throw new AppError('COUPON_NOT_VALID_AT_STORE', `coupon ${code} is valid only at store ${coupon.campaign_store_id}`, {
+      validAt: coupon.campaign_store_id,
+    });
+  }
+  if (r.offer_store_ids) {
+    throw new AppError('COUPON_NOT_VALID_AT_STORE', `coupon ${code} is valid only at the alliance offer's stores`, { validAtStores: r.offer_store_ids });
+  }
+  if (!r.offer_budget_ok) {
+    throw new AppError('BUDGET_EXHAUSTED', `the alliance offer's ${coupon.offer_max_redemptions} redemptions are used up`, {
+      allianceOfferId: coupon.alliance_offer_id, maxRedemptions: coupon.offer_max_redemptions,
+    });
+  }
+  if (r.transaction_taken) {
+    throw new AppError('TRANSACTION_ID_TAKEN', `transaction ${input.transactionId} already redeemed a coupon at this store`);
+  }
+  if (!r.budget_ok || !r.inserted) {
+    throw new AppError('BUDGET_EXHAUSTED', `the campaign's ${coupon.max_redemptions} redemptions are used up`, { maxRedemptions: coupon.max_redemptions });
+  }
+  return view(asRow(r.inserted), coupon);
+}
 
 /** The redemption a store made under this request id, if any. */
 async function byRequest(db: Sql, storeId: string, requestId: string): Promise<{ r: RedemptionRow; c: CouponRow } | undefined> {
@@ -171,11 +251,7 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date, 
       if (!coupon) throw new AppError('COUPON_NOT_FOUND', `no coupon has code ${code}`);
       // Every check, the budgets' conditional updates and the insert, in one statement: the insert and the budgets
       // move only if every check passes; what failed comes back, and is answered in the order below.
-      const [r] = await tx.query<{
-        earlier: (RedemptionRow & { code: string; member_id: string; campaign_id: string }) | null; live: { redeemed_at: string; store_id: string } | null;
-        store_merchant_id: string | null; till_store_id: string | null; till_merchant_id: string | null; offer_store_ids: string[] | null; budget_ok: boolean; offer_budget_ok: boolean;
-        inserted: (Omit<RedemptionRow, 'redeemed_at'> & { redeemed_at: string }) | null;
-      }>(
+      const [r] = await tx.query<Checked>(
         `WITH earlier AS (
            SELECT r.*, c.code, c.member_id, c.campaign_id FROM redemptions r JOIN coupons c ON c.id = r.coupon_id
             WHERE $9::text IS NOT NULL AND r.store_id = $2 AND r.request_id = $9),
@@ -211,60 +287,7 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date, 
           input.tillRef ?? null, input.requestId ?? null, input.transactionId ?? null, input.amount ?? null,
           coupon.owner_id, coupon.alliance_offer_id, coupon.offer_max_redemptions, input.tillId ?? null, callerMerchantId],
       );
-      const asRow = <T extends { redeemed_at: string | Date }>(x: T) => ({ ...x, redeemed_at: new Date(x.redeemed_at) }) as unknown as RedemptionRow;
-      // A store that is not the caller's does not exist for it (the caller's merchant; null for an administrator).
-      if (!r!.store_merchant_id || (callerMerchantId !== null && r!.store_merchant_id !== callerMerchantId)) {
-        throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
-      }
-      // Another merchant's coupon: before anything that would tell it exists (even a reused request id).
-      if (r!.store_merchant_id !== coupon.owner_id) {
-        if (callerMerchantId !== null) throw new AppError('COUPON_NOT_FOUND', `no coupon has code ${code}`);
-        throw new AppError('COUPON_NOT_VALID_AT_STORE', `coupon ${code} belongs to merchant ${coupon.owner_id}, not to the store's merchant`, {
-          merchantId: coupon.owner_id,
-        });
-      }
-      // The same request, sent again (also while the first was still running, waiting on the lock): the first answer.
-      if (r!.earlier) {
-        if (r!.earlier.code !== code) {
-          throw new AppError('REQUEST_ID_REUSED', `request ${input.requestId} already redeemed another coupon`, { couponCode: r!.earlier.code });
-        }
-        return view(asRow(r!.earlier), r!.earlier);
-      }
-      if (input.tillId && r!.till_store_id !== input.storeId) {
-        if (!r!.till_store_id || (callerMerchantId !== null && r!.till_merchant_id !== callerMerchantId)) {
-          throw new AppError('TILL_NOT_FOUND', `till ${input.tillId} does not exist`);
-        }
-        throw new AppError('TILL_AT_OTHER_STORE', `till ${input.tillId} is not at store ${input.storeId}`, { tillStoreId: r!.till_store_id });
-      }
-      if (r!.live) {
-        throw new AppError('COUPON_ALREADY_REDEEMED', `coupon ${code} was already redeemed`, {
-          redeemedAt: new Date(r!.live.redeemed_at).toISOString(),
-          storeId: r!.live.store_id,
-        });
-      }
-      if (now >= coupon.expires_at) {
-        throw new AppError('COUPON_EXPIRED', `coupon ${code} expired at ${coupon.expires_at.toISOString()}`, {
-          expiresAt: coupon.expires_at.toISOString(),
-        });
-      }
-      // The stores named below are the coupon owner's, which is the store's merchant: never another merchant's.
-      if (coupon.campaign_store_id && coupon.campaign_store_id !== input.storeId) {
-        throw new AppError('COUPON_NOT_VALID_AT_STORE', `coupon ${code} is valid only at store ${coupon.campaign_store_id}`, {
-          validAt: coupon.campaign_store_id,
-        });
-      }
-      if (r!.offer_store_ids) {
-        throw new AppError('COUPON_NOT_VALID_AT_STORE', `coupon ${code} is valid only at the alliance offer's stores`, { validAtStores: r!.offer_store_ids });
-      }
-      if (!r!.offer_budget_ok) {
-        throw new AppError('BUDGET_EXHAUSTED', `the alliance offer's ${coupon.offer_max_redemptions} redemptions are used up`, {
-          allianceOfferId: coupon.alliance_offer_id, maxRedemptions: coupon.offer_max_redemptions,
-        });
-      }
-      if (!r!.budget_ok || !r!.inserted) {
-        throw new AppError('BUDGET_EXHAUSTED', `the campaign's ${coupon.max_redemptions} redemptions are used up`, { maxRedemptions: coupon.max_redemptions });
-      }
-      return view(asRow(r!.inserted), coupon);
+      return answer(code, input, coupon, r!, now, callerMerchantId);
     }, opening);
   } catch (err) {
     const constraint = (err as { constraint?: string }).constraint;

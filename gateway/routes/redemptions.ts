@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { redeemCoupon, voidRedemption } from '../domain/coupons.js';
+import { voidRedemption } from '../domain/coupons.js';
+import { RedemptionBatches } from '../domain/redemption-batches.js';
 import type { Deps } from '../domain/deps.js';
 import { merchantScope } from '../http/access.js';
 import { IdParams, Instant, Nullable, Strict, Uuid, errors } from '../http/schemas.js';
@@ -32,9 +33,11 @@ const Redemption = Type.Object({
 const Void = Type.Object({ id: Uuid, redemptionId: Uuid, couponCode: Type.String(), storeId: Uuid, reason: Nullable(Type.String()), voidedAt: Instant });
 
 const redemptions: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
+  // Tills' requests that arrive together are redeemed together, in one statement (redemption-batches.ts).
+  const batches = new RedemptionBatches(deps.db);
   app.post('/redemptions', {
-    // Scoped inside the redemption's own statement (the caller's store and till), not by queries before it: the
-    // till's path stays three round trips.
+    // Scoped inside the redemption's own statement (the caller's store and till), not by queries before it: a
+    // till's request costs its share of one round trip.
     config: { access: { roles: ['administrator', 'merchant'], scope: 'own' } },
     schema: {
       tags: ['coupons'],
@@ -42,7 +45,7 @@ const redemptions: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { dep
       body: Redeem,
       response: { 201: Redemption, ...errors(404, 409) },
     },
-  }, async (req, reply) => reply.code(201).send(await redeemCoupon(deps.db, req.body, deps.now(), merchantScope(req))));
+  }, async (req, reply) => reply.code(201).send(await batches.redeem(req.body, deps.now(), merchantScope(req))));
 
   app.post('/redemptions/:id/void', {
     config: { access: { roles: ['administrator', 'merchant'], scope: [{ kind: 'redemption', from: 'params.id' }, { kind: 'store', from: 'body.storeId' }] } },

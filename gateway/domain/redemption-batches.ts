@@ -1,0 +1,184 @@
+// Group commit for redemptions: the tills' requests that arrive while earlier ones are in the database go
+// together, as one statement in one round trip. Each request is still judged on its own (answer() in
+// coupons.ts, the same as a till's own transaction), and the database still holds each coupon to one live
+// redemption: a batch inserts under the same unique constraints, so two batches that race for a coupon
+// cannot both win. Whatever a batch cannot settle alone (a coupon with a redemption budget, or a batch that
+// lost a race on a constraint) takes the per-coupon transaction, redeemCoupon().
+import { AppError } from '../errors.js';
+import type { Database } from '../db/database.js';
+import {
+  answer, isWellFormedCode, normalizeCouponCode, redeemCoupon,
+  type Checked, type CouponRow, type RedeemInput, type Redemption,
+} from './coupons.js';
+
+/** Rows per statement: enough to carry a busy store's rush, few enough that one slow row delays little. */
+const MAX_BATCH = 64;
+/** Statements at once per gateway: one being executed while the next one fills. */
+const MAX_IN_FLIGHT = 2;
+
+interface Pending {
+  code: string;
+  input: RedeemInput;
+  now: Date;
+  caller: string | null;
+  /** What two requests of one batch must not share: the coupon, the request id and the transaction id (per store). */
+  keys: string[];
+  resolve: (r: Redemption) => void;
+  reject: (err: unknown) => void;
+}
+
+type Row = CouponRow & Checked & { n: number; found: boolean; deferred: boolean };
+
+// Every check of the per-coupon statement, for many requests at once, except the budgets: a coupon whose
+// campaign or alliance offer has a redemption budget (or whose campaign still has a counter from an earlier
+// version with one) is deferred to its own transaction, where the counters move one by one. The insert takes
+// the passing rows in coupon order, so two batches wait on each other's coupons in one order and never deadlock.
+export const BATCH_SQL = `
+WITH input AS (
+  SELECT * FROM json_to_recordset($1::json)
+    AS i(n int, code text, store_id uuid, till_id uuid, till_ref text, transaction_id text, request_id text, amount numeric, caller uuid, at timestamptz)),
+c AS (
+  SELECT i.*, k.id, k.member_id, k.campaign_id, k.expires_at, k.alliance_offer_id, k.id IS NOT NULL AS found,
+         CASE WHEN k.alliance_offer_id IS NULL THEN camp.definition->>'storeId' END AS campaign_store_id,
+         (camp.definition->'budget'->>'maxRedemptions')::int AS max_redemptions,
+         coalesce(ao.merchant_id, camp.merchant_id) AS owner_id, ao.max_redemptions AS offer_max_redemptions,
+         k.id IS NOT NULL AND ((camp.definition->'budget'->>'maxRedemptions') IS NOT NULL OR ao.max_redemptions IS NOT NULL
+           OR EXISTS (SELECT 1 FROM campaign_redemption_counts n WHERE n.campaign_id = k.campaign_id)) AS deferred
+    FROM input i
+    LEFT JOIN coupons k ON k.code = i.code
+    LEFT JOIN campaigns camp ON camp.id = k.campaign_id
+    LEFT JOIN alliance_offers ao ON ao.id = k.alliance_offer_id),
+f AS (
+  SELECT c.*,
+         (SELECT row_to_json(e) FROM (
+            SELECT r.*, k.code, k.member_id, k.campaign_id FROM redemptions r JOIN coupons k ON k.id = r.coupon_id
+             WHERE c.request_id IS NOT NULL AND r.store_id = c.store_id AND r.request_id = c.request_id) e) AS earlier,
+         (SELECT row_to_json(l) FROM (SELECT redeemed_at, store_id FROM live_redemptions WHERE coupon_id = c.id) l) AS live,
+         (SELECT merchant_id FROM stores WHERE id = c.store_id) AS store_merchant_id,
+         t.store_id AS till_store_id, t.merchant_id AS till_merchant_id,
+         CASE WHEN c.alliance_offer_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM alliance_offer_stores WHERE offer_id = c.alliance_offer_id AND store_id = c.store_id)
+              THEN ARRAY(SELECT store_id FROM alliance_offer_stores WHERE offer_id = c.alliance_offer_id ORDER BY store_id)::text[] END AS offer_store_ids
+    FROM c
+    LEFT JOIN LATERAL (SELECT t.store_id, s.merchant_id FROM tills t JOIN stores s ON s.id = t.store_id WHERE t.id = c.till_id) t ON true
+   WHERE c.found AND NOT c.deferred),
+g AS (
+  SELECT f.*, f.transaction_id IS NOT NULL
+              AND EXISTS (SELECT 1 FROM redemptions r WHERE r.store_id = f.store_id AND r.transaction_id = f.transaction_id) AS transaction_taken
+    FROM f),
+ok AS (
+  SELECT f.* FROM g f
+   WHERE NOT f.transaction_taken AND f.earlier IS NULL AND f.live IS NULL AND f.at < date_trunc('milliseconds', f.expires_at)
+     AND coalesce(f.store_merchant_id = f.owner_id, false)
+     AND (f.caller IS NULL OR coalesce(f.store_merchant_id = f.caller, false))
+     AND (f.campaign_store_id IS NULL OR f.campaign_store_id::uuid = f.store_id)
+     AND f.offer_store_ids IS NULL
+     AND (f.till_id IS NULL OR coalesce(f.till_store_id = f.store_id, false))),
+inserted AS (
+  INSERT INTO redemptions (coupon_id, store_id, till_ref, transaction_id, request_id, redeemed_at, attempt, amount, till_id)
+  SELECT id, store_id, till_ref, transaction_id, request_id, at, 1 + (SELECT count(*) FROM redemption_voids v WHERE v.coupon_id = ok.id), amount, till_id
+    FROM ok ORDER BY id
+  RETURNING *)
+SELECT c.n, c.found, c.deferred, c.id, c.code, c.member_id, c.campaign_id, c.expires_at, c.campaign_store_id, c.max_redemptions,
+       c.owner_id, c.alliance_offer_id, c.offer_max_redemptions,
+       f.earlier, f.live, f.store_merchant_id, f.till_store_id, f.till_merchant_id, f.offer_store_ids, f.transaction_taken, true AS budget_ok, true AS offer_budget_ok,
+       (SELECT row_to_json(x) FROM inserted x WHERE x.coupon_id = c.id) AS inserted
+  FROM c LEFT JOIN g f ON f.n = c.n`;
+
+/** Redemptions for one gateway process, batched; answers are the same as redeemCoupon()'s, request by request. */
+export class RedemptionBatches {
+  private readonly queue: Pending[] = [];
+  private inFlight = 0;
+  /** Keys of the requests in the statements being executed: a request that shares one waits for them. */
+  private readonly busy = new Set<string>();
+  /** Batch statements run, requests they carried, and requests that took their own transaction instead. */
+  readonly stats = { statements: 0, batched: 0, alone: 0 };
+
+  constructor(private readonly db: Database) {}
+
+  redeem(input: RedeemInput, now: Date, callerMerchantId: string | null = null): Promise<Redemption> {
+    const code = normalizeCouponCode(input.code.replace(/^COUPON:/i, ''));
+    if (!isWellFormedCode(code)) {
+      return Promise.reject(new AppError('COUPON_CODE_INVALID', `${input.code} is not a coupon code: a character is wrong or missing`));
+    }
+    const storeId = input.storeId.toLowerCase();
+    const keys = [`c:${code}`];
+    if (input.requestId) keys.push(`r:${storeId}:${input.requestId}`);
+    if (input.transactionId) keys.push(`t:${storeId}:${input.transactionId}`);
+    return new Promise((resolve, reject) => {
+      this.queue.push({ code, input: { ...input, storeId, tillId: input.tillId?.toLowerCase() }, now, caller: callerMerchantId, keys, resolve, reject });
+      // Requests made in the same turn of the event loop go in the same batch.
+      if (this.queue.length === 1) queueMicrotask(() => this.pump());
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0) {
+      const batch = this.take();
+      if (batch.length === 0) return; // everything waiting shares a key with a statement in flight
+      this.inFlight++;
+      for (const p of batch) for (const k of p.keys) this.busy.add(k);
+      void this.run(batch).finally(() => {
+        for (const p of batch) for (const k of p.keys) this.busy.delete(k);
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  /** The oldest requests that share no key with each other or with a statement in flight; the rest wait their turn. */
+  private take(): Pending[] {
+    const batch: Pending[] = [];
+    const taken = new Set<string>();
+    for (let i = 0; i < this.queue.length && batch.length < MAX_BATCH;) {
+      const p = this.queue[i]!;
+      if (p.keys.some((k) => this.busy.has(k) || taken.has(k))) {
+        i++;
+        continue;
+      }
+      for (const k of p.keys) taken.add(k);
+      batch.push(p);
+      this.queue.splice(i, 1);
+    }
+    return batch;
+  }
+
+  private async run(batch: Pending[]): Promise<void> {
+    let rows: Row[];
+    this.stats.statements++;
+    this.stats.batched += batch.length;
+    try {
+      rows = await this.db.query<Row>(BATCH_SQL, [JSON.stringify(batch.map((p, n) => ({
+        n, code: p.code, store_id: p.input.storeId, till_id: p.input.tillId ?? null, till_ref: p.input.tillRef ?? null,
+        transaction_id: p.input.transactionId ?? null, request_id: p.input.requestId ?? null, amount: p.input.amount ?? null,
+        caller: p.caller, at: p.now.toISOString(),
+      })))]);
+    } catch {
+      // A constraint decided a race with another gateway's batch or a till's own transaction (or the statement
+      // failed for another reason): nothing of this batch was written; each request takes its own transaction,
+      // which answers as the race's outcome says.
+      await Promise.all(batch.map((p) => this.alone(p)));
+      return;
+    }
+    const byN = new Map(rows.map((r) => [r.n, r]));
+    await Promise.all(batch.map(async (p, n) => {
+      const r = byN.get(n)!;
+      if (!r.found) return p.reject(new AppError('COUPON_NOT_FOUND', `no coupon has code ${p.code}`));
+      if (r.deferred) return this.alone(p);
+      try {
+        p.resolve(answer(p.code, p.input, r, r, p.now, p.caller));
+      } catch (err) {
+        p.reject(err);
+      }
+    }));
+  }
+
+  private async alone(p: Pending): Promise<void> {
+    this.stats.alone++;
+    try {
+      p.resolve(await redeemCoupon(this.db, p.input, p.now, p.caller));
+    } catch (err) {
+      p.reject(err);
+    }
+  }
+}

@@ -1,0 +1,163 @@
+// Redemptions that arrive together are redeemed together (one statement per batch), and each still gets the
+// answer its own transaction would give: the batch's checks, its deferral of budgeted coupons, and its fall
+// back to per-coupon transactions when a constraint decides a race.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError } from '../gateway/errors.js';
+import { newCouponCode, type RedeemInput } from '../gateway/domain/coupons.js';
+import { RedemptionBatches } from '../gateway/domain/redemption-batches.js';
+import { startGateway, type Gateway } from './support/gateway.js';
+import { backends, isolatedConfig, type Isolated } from './support/backends.js';
+import { seedCoupons } from './support/seed-coupons.js';
+
+// The database's clock decides seeded coupons' expiry, so the gateway's clock is the real one, read once.
+const NOW = new Date();
+
+type Outcome = { ok: true; couponCode: string; storeId: string; id: string } | { ok: false; code: string; details?: Record<string, unknown> };
+
+describe.each(backends)('batched redemptions on the %s backends', (backend) => {
+  let iso: Isolated;
+  let gw: Gateway;
+  let seq = 0;
+
+  const ok = async (url: string, payload: object) => {
+    const res = await gw.app.inject({ method: 'POST', url, payload });
+    if (res.statusCode >= 300) throw new Error(`${url}: ${res.statusCode} ${res.body}`);
+    return res.json();
+  };
+  const store = async (merchantId?: string) =>
+    (await ok('/stores', { ...(merchantId ? { merchantId } : {}), name: `Batch St ${++seq}`, timeZone: 'UTC', location: { lat: 40 + seq / 10, lon: -3 }, geofence: { radiusM: 100 } })).id as string;
+  /** A campaign at the store with `n` seeded coupons. */
+  const campaign = async (storeId: string, n: number, extra: object = {}, validFor = '7 days') => {
+    const c = await ok('/campaigns', { name: `Batch ${++seq}`, storeId, trigger: { kind: 'checkin' }, offer: { title: 't', message: 'm {code}' }, ...extra });
+    const codes = Array.from({ length: n }, () => newCouponCode());
+    await seedCoupons(gw.deps.db, c.id, codes, validFor);
+    return codes;
+  };
+  const settle = (p: Promise<{ id: string; couponCode: string; storeId: string }>): Promise<Outcome> =>
+    p.then((r) => ({ ok: true as const, couponCode: r.couponCode, storeId: r.storeId, id: r.id }), (err: unknown) => {
+      if (!(err instanceof AppError)) throw err;
+      return { ok: false as const, code: err.code, ...(err.details ? { details: err.details } : {}) };
+    });
+
+  beforeAll(async () => {
+    iso = isolatedConfig(backend);
+    gw = await startGateway(iso.config, { now: () => NOW });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await iso?.cleanup();
+  });
+
+  it('answers every request of a burst as its own transaction would, in far fewer statements', async () => {
+    const a = await store();
+    const b = await store();
+    const brandY = (await ok('/merchants', { kind: 'brand', name: `Brand Y ${seq}` })).id as string;
+    const y = await store(brandY);
+    const tillB = (await ok(`/stores/${b}/tills`, { name: 'till 1' })).id as string;
+    const valid = await campaign(a, 30);
+    const [expired] = await campaign(a, 1, {}, '-1 hour');
+    const [redeemedBefore, twice, replayed, txA, txB, elsewhere, withOtherTill, house] = await campaign(a, 8);
+    const [y1, y2, y3] = await campaign(y, 3);
+    const budgeted = await campaign(a, 6, { budget: { maxRedemptions: 3 } });
+    const unknown = newCouponCode();
+
+    const batches = new RedemptionBatches(gw.deps.db);
+    const first = await batches.redeem({ code: redeemedBefore!, storeId: a }, NOW);
+    const before = { ...batches.stats };
+
+    const requests: Array<[string, RedeemInput, string | null]> = [
+      ...valid.map((code, i): [string, RedeemInput, string | null] => [`valid ${i}`, { code: i % 2 ? code.toLowerCase() : `COUPON:${code}`, storeId: a.toUpperCase(), tillRef: 'till-1' }, null]),
+      ['unknown', { code: unknown, storeId: a }, null],
+      ['typo', { code: `${unknown.slice(0, -1)}${unknown.endsWith('0') ? '1' : '0'}`, storeId: a }, null],
+      ['expired', { code: expired!, storeId: a }, null],
+      ['redeemed before', { code: redeemedBefore!, storeId: a }, null],
+      ['twice 1', { code: twice!, storeId: a }, null],
+      ['twice 2', { code: twice!, storeId: a }, null],
+      ['replayed 1', { code: replayed!, storeId: a, requestId: 'same-request' }, null],
+      ['replayed 2', { code: replayed!, storeId: a, requestId: 'same-request' }, null],
+      ['tx 1', { code: txA!, storeId: a, transactionId: 'sale-1' }, null],
+      ['tx 2', { code: txB!, storeId: a, transactionId: 'sale-1' }, null],
+      ['campaign store only', { code: elsewhere!, storeId: b }, null],
+      ['till of another store', { code: withOtherTill!, storeId: a, tillId: tillB }, null],
+      ["brand Y's key at its store", { code: y1!, storeId: y }, brandY],
+      ["brand Y's key at another brand's store", { code: y2!, storeId: a }, brandY],
+      ["another brand's coupon, brand Y's key", { code: house!, storeId: y }, brandY],
+      ["brand Y's coupon at another brand's store, administrator", { code: y3!, storeId: a }, null],
+      ...budgeted.map((code, i): [string, RedeemInput, string | null] => [`budgeted ${i}`, { code, storeId: a }, null]),
+    ];
+    const results = new Map(await Promise.all(requests.map(async ([what, input, caller]) =>
+      [what, await settle(batches.redeem(input, NOW, caller))] as const)));
+    const failure = (what: string) => {
+      const r = results.get(what)!;
+      return r.ok ? 'redeemed' : r.code;
+    };
+
+    for (let i = 0; i < valid.length; i++) expect(results.get(`valid ${i}`)).toMatchObject({ ok: true, couponCode: valid[i], storeId: a });
+    expect(failure('unknown')).toBe('COUPON_NOT_FOUND');
+    expect(failure('typo')).toBe('COUPON_CODE_INVALID');
+    expect(failure('expired')).toBe('COUPON_EXPIRED');
+    expect(results.get('redeemed before')).toEqual({ ok: false, code: 'COUPON_ALREADY_REDEEMED', details: { redeemedAt: NOW.toISOString(), storeId: a } });
+    expect([failure('twice 1'), failure('twice 2')].sort()).toEqual(['COUPON_ALREADY_REDEEMED', 'redeemed']);
+    expect(results.get('replayed 1')).toMatchObject({ ok: true });
+    expect(results.get('replayed 2')).toEqual(results.get('replayed 1'));
+    expect([failure('tx 1'), failure('tx 2')].sort()).toEqual(['TRANSACTION_ID_TAKEN', 'redeemed']);
+    expect(results.get('campaign store only')).toEqual({ ok: false, code: 'COUPON_NOT_VALID_AT_STORE', details: { validAt: a } });
+    expect(results.get('till of another store')).toEqual({ ok: false, code: 'TILL_AT_OTHER_STORE', details: { tillStoreId: b } });
+    // A brand's key redeems its coupons at its stores; other brands' stores and coupons do not exist for it. The
+    // administrator's answer names whose coupon it is.
+    expect(results.get("brand Y's key at its store")).toMatchObject({ ok: true, couponCode: y1, storeId: y });
+    expect(failure("brand Y's key at another brand's store")).toBe('STORE_NOT_FOUND');
+    expect(failure("another brand's coupon, brand Y's key")).toBe('COUPON_NOT_FOUND');
+    expect(results.get("brand Y's coupon at another brand's store, administrator")).toEqual({ ok: false, code: 'COUPON_NOT_VALID_AT_STORE', details: { merchantId: brandY } });
+    expect(budgeted.map((_, i) => failure(`budgeted ${i}`)).sort()).toEqual([
+      'BUDGET_EXHAUSTED', 'BUDGET_EXHAUSTED', 'BUDGET_EXHAUSTED', 'redeemed', 'redeemed', 'redeemed']);
+
+    // What the database holds: one live redemption per coupon that was answered "redeemed", no other.
+    const answered = [...results.values()].filter((r) => r.ok).map((r) => (r as { id: string }).id);
+    const rows = await gw.deps.db.query<{ id: string }>('SELECT id FROM redemptions WHERE store_id = ANY($1::uuid[])', [[a, b, y]]);
+    expect(new Set(rows.map((r) => r.id))).toEqual(new Set([first.id, ...answered]));
+
+    // The burst of 55 went in batches: a handful of statements, and only the budgeted coupons (and the losers of
+    // races inside the gateway, which wait for the next batch instead) took transactions of their own.
+    const statements = batches.stats.statements - before.statements;
+    expect(statements).toBeGreaterThan(0);
+    expect(statements).toBeLessThan(requests.length / 3);
+    expect(batches.stats.alone - before.alone).toBe(budgeted.length);
+  });
+
+  it('redeems each coupon once when two gateways batch the same codes at once', async () => {
+    const a = await store();
+    const codes = await campaign(a, 40);
+    const one = new RedemptionBatches(gw.deps.db);
+    const two = new RedemptionBatches(gw.deps.db);
+    const results = await Promise.all(codes.flatMap((code) => [one, two].map((g) => settle(g.redeem({ code, storeId: a }, NOW)))));
+    expect(results.filter((r) => r.ok)).toHaveLength(codes.length);
+    expect(new Set(results.filter((r) => r.ok).map((r) => (r as { couponCode: string }).couponCode))).toEqual(new Set(codes));
+    expect(results.filter((r) => !r.ok).map((r) => (r as { code: string }).code)).toEqual(Array(codes.length).fill('COUPON_ALREADY_REDEEMED'));
+    const [{ n }] = await gw.deps.db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM redemptions r JOIN coupons c ON c.id = r.coupon_id WHERE c.code = ANY($1::text[])', [codes]) as [{ n: number }];
+    expect(n).toBe(codes.length);
+  });
+
+  it('lets the constraint decide when a batch races a transaction for a coupon: nothing of the batch is lost', async () => {
+    const a = await store();
+    const [contested, bystander] = await campaign(a, 2);
+    const batches = new RedemptionBatches(gw.deps.db);
+    let pending: Promise<Outcome[]> | undefined;
+    // Another gateway's till holds the contested coupon's redemption, not yet committed, while this batch runs.
+    await gw.deps.db.transaction(async (tx) => {
+      await tx.query(
+        `INSERT INTO redemptions (coupon_id, store_id, redeemed_at, attempt) SELECT id, $2, $3, 1 FROM coupons WHERE code = $1`,
+        [contested, a, NOW],
+      );
+      pending = Promise.all([contested, bystander].map((code) => settle(batches.redeem({ code: code!, storeId: a }, NOW))));
+      await new Promise((r) => setTimeout(r, 300));
+    });
+    const [lost, won] = await pending!;
+    expect(lost).toMatchObject({ ok: false, code: 'COUPON_ALREADY_REDEEMED' });
+    expect(won).toMatchObject({ ok: true, couponCode: bystander });
+    // On PostgreSQL the batch waited on the unique index, failed, and each request took its own transaction;
+    // embedded, the one connection made the batch wait for the commit instead.
+    if (gw.deps.db.kind === 'postgres') expect(batches.stats.alone).toBe(2);
+  });
+});

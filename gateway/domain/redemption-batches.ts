@@ -33,41 +33,49 @@ type Row = CouponRow & Checked & { n: number; found: boolean; deferred: boolean 
 // campaign or alliance offer has a redemption budget (or whose campaign still has a counter from an earlier
 // version with one) is deferred to its own transaction, where the counters move one by one. The insert takes
 // the passing rows in coupon order, so two batches wait on each other's coupons in one order and never deadlock.
+//
+// Each lookup is written so that it can only be an index probe per request (LATERAL ... LIMIT 1, scalar
+// subqueries rather than EXISTS): the planner cannot see how many rows the parameter holds, and with a join or
+// a hashed EXISTS it may read all the coupons or all the redemptions instead (seen: 8.8 ms for 8 requests
+// against 20,000 coupons, instead of 1.5 ms for 16).
 export const BATCH_SQL = `
 WITH input AS (
   SELECT * FROM json_to_recordset($1::json)
     AS i(n int, code text, store_id uuid, till_id uuid, till_ref text, transaction_id text, request_id text, amount numeric, caller uuid, at timestamptz)),
 c AS (
-  SELECT i.*, k.id, k.member_id, k.campaign_id, k.expires_at, k.alliance_offer_id, k.id IS NOT NULL AS found,
-         CASE WHEN k.alliance_offer_id IS NULL THEN camp.definition->>'storeId' END AS campaign_store_id,
-         (camp.definition->'budget'->>'maxRedemptions')::int AS max_redemptions,
-         coalesce(ao.merchant_id, camp.merchant_id) AS owner_id, ao.max_redemptions AS offer_max_redemptions,
-         k.id IS NOT NULL AND ((camp.definition->'budget'->>'maxRedemptions') IS NOT NULL OR ao.max_redemptions IS NOT NULL
-           OR EXISTS (SELECT 1 FROM campaign_redemption_counts n WHERE n.campaign_id = k.campaign_id)) AS deferred
+  SELECT i.*, k.id, k.member_id, k.campaign_id, k.expires_at, k.alliance_offer_id, k.campaign_store_id, k.max_redemptions, k.owner_id,
+         k.offer_max_redemptions, k.id IS NOT NULL AS found, coalesce(k.deferred, false) AS deferred
     FROM input i
-    LEFT JOIN coupons k ON k.code = i.code
-    LEFT JOIN campaigns camp ON camp.id = k.campaign_id
-    LEFT JOIN alliance_offers ao ON ao.id = k.alliance_offer_id),
+    LEFT JOIN LATERAL (
+      SELECT k.id, k.member_id, k.campaign_id, k.expires_at, k.alliance_offer_id,
+             CASE WHEN k.alliance_offer_id IS NULL THEN camp.definition->>'storeId' END AS campaign_store_id,
+             (camp.definition->'budget'->>'maxRedemptions')::int AS max_redemptions,
+             coalesce(ao.merchant_id, camp.merchant_id) AS owner_id, ao.max_redemptions AS offer_max_redemptions,
+             (camp.definition->'budget'->>'maxRedemptions') IS NOT NULL OR ao.max_redemptions IS NOT NULL
+               OR (SELECT 1 FROM campaign_redemption_counts n WHERE n.campaign_id = k.campaign_id) IS NOT NULL AS deferred
+        FROM coupons k JOIN campaigns camp ON camp.id = k.campaign_id LEFT JOIN alliance_offers ao ON ao.id = k.alliance_offer_id
+       WHERE k.code = i.code LIMIT 1) k ON true),
 f AS (
   SELECT c.*,
          (SELECT row_to_json(e) FROM (
             SELECT r.*, k.code, k.member_id, k.campaign_id FROM redemptions r JOIN coupons k ON k.id = r.coupon_id
-             WHERE c.request_id IS NOT NULL AND r.store_id = c.store_id AND r.request_id = c.request_id) e) AS earlier,
-         (SELECT row_to_json(l) FROM (SELECT redeemed_at, store_id FROM live_redemptions WHERE coupon_id = c.id) l) AS live,
+             WHERE c.request_id IS NOT NULL AND r.store_id = c.store_id AND r.request_id = c.request_id LIMIT 1) e) AS earlier,
+         (SELECT row_to_json(l) FROM (
+            SELECT r.redeemed_at, r.store_id FROM redemptions r
+             WHERE r.coupon_id = c.id AND (SELECT 1 FROM redemption_voids v WHERE v.redemption_id = r.id) IS NULL) l) AS live,
          (SELECT merchant_id FROM stores WHERE id = c.store_id) AS store_merchant_id,
          t.store_id AS till_store_id, t.merchant_id AS till_merchant_id,
          CASE WHEN c.alliance_offer_id IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM alliance_offer_stores WHERE offer_id = c.alliance_offer_id AND store_id = c.store_id)
-              THEN ARRAY(SELECT store_id FROM alliance_offer_stores WHERE offer_id = c.alliance_offer_id ORDER BY store_id)::text[] END AS offer_store_ids
+               AND (SELECT 1 FROM alliance_offer_stores WHERE offer_id = c.alliance_offer_id AND store_id = c.store_id) IS NULL
+              THEN ARRAY(SELECT store_id FROM alliance_offer_stores WHERE offer_id = c.alliance_offer_id ORDER BY store_id)::text[] END AS offer_store_ids,
+         c.transaction_id IS NOT NULL
+           AND (SELECT 1 FROM redemptions r WHERE r.transaction_id IS NOT NULL AND r.store_id = c.store_id AND r.transaction_id = c.transaction_id) IS NOT NULL
+           AS transaction_taken
     FROM c
-    LEFT JOIN LATERAL (SELECT t.store_id, s.merchant_id FROM tills t JOIN stores s ON s.id = t.store_id WHERE t.id = c.till_id) t ON true
+    LEFT JOIN LATERAL (SELECT t.store_id, s.merchant_id FROM tills t JOIN stores s ON s.id = t.store_id WHERE t.id = c.till_id LIMIT 1) t ON true
    WHERE c.found AND NOT c.deferred),
-g AS (
-  SELECT f.*, f.transaction_id IS NOT NULL
-              AND EXISTS (SELECT 1 FROM redemptions r WHERE r.store_id = f.store_id AND r.transaction_id = f.transaction_id) AS transaction_taken
-    FROM f),
 ok AS (
-  SELECT f.* FROM g f
+  SELECT f.* FROM f
    WHERE NOT f.transaction_taken AND f.earlier IS NULL AND f.live IS NULL AND f.at < date_trunc('milliseconds', f.expires_at)
      AND coalesce(f.store_merchant_id = f.owner_id, false)
      AND (f.caller IS NULL OR coalesce(f.store_merchant_id = f.caller, false))
@@ -83,7 +91,7 @@ SELECT c.n, c.found, c.deferred, c.id, c.code, c.member_id, c.campaign_id, c.exp
        c.owner_id, c.alliance_offer_id, c.offer_max_redemptions,
        f.earlier, f.live, f.store_merchant_id, f.till_store_id, f.till_merchant_id, f.offer_store_ids, f.transaction_taken, true AS budget_ok, true AS offer_budget_ok,
        (SELECT row_to_json(x) FROM inserted x WHERE x.coupon_id = c.id) AS inserted
-  FROM c LEFT JOIN g f ON f.n = c.n`;
+  FROM c LEFT JOIN f ON f.n = c.n`;
 
 /** Redemptions for one gateway process, batched; answers are the same as redeemCoupon()'s, request by request. */
 export class RedemptionBatches {

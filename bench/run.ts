@@ -107,9 +107,9 @@ const latencyFigures: LatencyFigures[] = [];
 for (const backend of backends) {
   try {
     const r = await benchRedemptions(backend);
-    if (r.load.errors > 0) {
+    for (const x of r.runs.filter((x) => x.load.errors > 0)) {
       failed = true;
-      console.error(`  ${backend} redemptions: ${r.load.errors} errors, e.g. ${r.load.failures.join(' | ')}`);
+      console.error(`  ${backend} redemptions (${x.label}, ${x.concurrency} tills): ${x.load.errors} errors, e.g. ${x.load.failures.join(' | ')}`);
     }
     redemptionFigures.push(r);
     latencyFigures.push(await benchLatency(backend));

@@ -13,7 +13,10 @@ import {
 
 /** Rows per statement: enough to carry a busy store's rush, few enough that one slow row delays little. */
 const MAX_BATCH = 64;
-/** Statements at once per gateway: one being executed while the next one fills. */
+/**
+ * Statements at once per gateway. One at a time makes the largest batches, which is what costs least (on 2 cores,
+ * 16 tills: 2,090 redemptions/s with one, 1,650-1,800 with two); a second starts only when a full batch waits.
+ */
 const MAX_IN_FLIGHT = 2;
 
 interface Pending {
@@ -97,7 +100,7 @@ SELECT c.n, c.found, c.deferred, c.id, c.code, c.member_id, c.campaign_id, c.exp
 export class RedemptionBatches {
   private readonly queue: Pending[] = [];
   private inFlight = 0;
-  /** Keys of the requests in the statements being executed: a request that shares one waits for them. */
+  /** Keys of the requests being redeemed (in a statement, or in a transaction of their own): a request that shares one waits. */
   private readonly busy = new Set<string>();
   /** Batch statements run, requests they carried, and requests that took their own transaction instead. */
   readonly stats = { statements: 0, batched: 0, alone: 0 };
@@ -115,23 +118,27 @@ export class RedemptionBatches {
     if (input.transactionId) keys.push(`t:${storeId}:${input.transactionId}`);
     return new Promise((resolve, reject) => {
       this.queue.push({ code, input: { ...input, storeId, tillId: input.tillId?.toLowerCase() }, now, caller: callerMerchantId, keys, resolve, reject });
-      // Requests made in the same turn of the event loop go in the same batch.
-      if (this.queue.length === 1) queueMicrotask(() => this.pump());
+      // Requests made in the same turn of the event loop go in the same batch; a full batch may go at once.
+      if (this.queue.length === 1 || this.queue.length === MAX_BATCH) queueMicrotask(() => this.pump());
     });
   }
 
   private pump(): void {
-    while (this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0) {
+    while (this.queue.length > 0 && (this.inFlight === 0 || (this.inFlight < MAX_IN_FLIGHT && this.queue.length >= MAX_BATCH))) {
       const batch = this.take();
-      if (batch.length === 0) return; // everything waiting shares a key with a statement in flight
+      if (batch.length === 0) return; // everything waiting shares a key with a request still being redeemed
       this.inFlight++;
       for (const p of batch) for (const k of p.keys) this.busy.add(k);
       void this.run(batch).finally(() => {
-        for (const p of batch) for (const k of p.keys) this.busy.delete(k);
         this.inFlight--;
         this.pump();
       });
     }
+  }
+
+  /** A request is answered: requests waiting on its keys may go. */
+  private settled(p: Pending): void {
+    for (const k of p.keys) this.busy.delete(k);
   }
 
   /** The oldest requests that share no key with each other or with a statement in flight; the rest wait their turn. */
@@ -151,6 +158,7 @@ export class RedemptionBatches {
     return batch;
   }
 
+  /** The batch's statement; its answers. Requests it defers take their own transactions after it, in the background. */
   private async run(batch: Pending[]): Promise<void> {
     let rows: Row[];
     this.stats.statements++;
@@ -165,28 +173,28 @@ export class RedemptionBatches {
       // A constraint decided a race with another gateway's batch or a till's own transaction (or the statement
       // failed for another reason): nothing of this batch was written; each request takes its own transaction,
       // which answers as the race's outcome says.
-      await Promise.all(batch.map((p) => this.alone(p)));
+      for (const p of batch) this.alone(p);
       return;
     }
     const byN = new Map(rows.map((r) => [r.n, r]));
-    await Promise.all(batch.map(async (p, n) => {
+    batch.forEach((p, n) => {
       const r = byN.get(n)!;
-      if (!r.found) return p.reject(new AppError('COUPON_NOT_FOUND', `no coupon has code ${p.code}`));
       if (r.deferred) return this.alone(p);
       try {
+        if (!r.found) throw new AppError('COUPON_NOT_FOUND', `no coupon has code ${p.code}`);
         p.resolve(answer(p.code, p.input, r, r, p.now, p.caller));
       } catch (err) {
         p.reject(err);
       }
-    }));
+      this.settled(p);
+    });
   }
 
-  private async alone(p: Pending): Promise<void> {
+  private alone(p: Pending): void {
     this.stats.alone++;
-    try {
-      p.resolve(await redeemCoupon(this.db, p.input, p.now, p.caller));
-    } catch (err) {
-      p.reject(err);
-    }
+    redeemCoupon(this.db, p.input, p.now, p.caller).then(p.resolve, p.reject).finally(() => {
+      this.settled(p);
+      this.pump();
+    });
   }
 }

@@ -139,6 +139,28 @@ describe.each(backends)('batched redemptions on the %s backends', (backend) => {
     expect(n).toBe(codes.length);
   });
 
+  it('moves a redemption budget once per batch when the whole batch fits, and never past it across gateways', async () => {
+    const a = await store();
+    const codes = await campaign(a, 40, { budget: { maxRedemptions: 25 } });
+    const [campaignId] = (await gw.deps.db.query<{ campaign_id: string }>('SELECT campaign_id FROM coupons WHERE code = $1', [codes[0]])).map((r) => r.campaign_id);
+    const gateways = [new RedemptionBatches(gw.deps.db), new RedemptionBatches(gw.deps.db)];
+    // The campaign's counter is made by the first redemption (a transaction of its own); then waves of 5 per gateway.
+    const results = [await settle(gateways[0]!.redeem({ code: codes[0]!, storeId: a }, NOW))];
+    for (let from = 1; from < codes.length; from += 10) {
+      results.push(...await Promise.all(codes.slice(from, from + 10).map((code, i) => settle(gateways[i % 2]!.redeem({ code, storeId: a }, NOW)))));
+    }
+    expect(results.filter((r) => r.ok)).toHaveLength(25);
+    expect(results.filter((r) => !r.ok).map((r) => (r as { code: string }).code)).toEqual(Array(15).fill('BUDGET_EXHAUSTED'));
+    const [row] = await gw.deps.db.query<{ redeemed: number; rows: number }>(
+      `SELECT (SELECT redeemed FROM campaign_redemption_counts WHERE campaign_id = $1) AS redeemed,
+              (SELECT count(*)::int FROM redemptions r JOIN coupons c ON c.id = r.coupon_id WHERE c.campaign_id = $1) AS rows`, [campaignId]);
+    expect(row).toEqual({ redeemed: 25, rows: 25 });
+    // The waves that fitted went as batches: fewer requests took transactions of their own than were made.
+    const alone = gateways.reduce((n, g) => n + g.stats.alone, 0);
+    expect(alone).toBeGreaterThan(0);
+    expect(alone).toBeLessThan(codes.length - 10);
+  });
+
   it('lets the constraint decide when a batch races a transaction for a coupon: nothing of the batch is lost', async () => {
     const a = await store();
     const [contested, bystander] = await campaign(a, 2);

@@ -32,10 +32,13 @@ interface Pending {
 
 type Row = CouponRow & Checked & { n: number; found: boolean; deferred: boolean };
 
-// Every check of the per-coupon statement, for many requests at once, except the budgets: a coupon whose
-// campaign or alliance offer has a redemption budget (or whose campaign still has a counter from an earlier
-// version with one) is deferred to its own transaction, where the counters move one by one. The insert takes
-// the passing rows in coupon order, so two batches wait on each other's coupons in one order and never deadlock.
+// Every check of the per-coupon statement, for many requests at once. A redemption budget moves once per
+// campaign (or alliance offer) and batch, by all of the batch's passing requests at once, and only if all of
+// them fit; if not, they are deferred to transactions of their own, where the counter moves one by one up to the
+// last redemption it allows. Also deferred: a coupon whose campaign and alliance offer both have a budget (the
+// two counters must move together or not at all), and a campaign whose counter must be made or removed first.
+// Coupons are locked (FOR KEY SHARE, as the insert's foreign key would) before any counter, the order a till's
+// own transaction takes them in; the insert takes the passing rows in coupon order.
 //
 // Each lookup is written so that it can only be an index probe per request (LATERAL ... LIMIT 1, scalar
 // subqueries rather than EXISTS): the planner cannot see how many rows the parameter holds, and with a join or
@@ -54,10 +57,11 @@ c AS (
              CASE WHEN k.alliance_offer_id IS NULL THEN camp.definition->>'storeId' END AS campaign_store_id,
              (camp.definition->'budget'->>'maxRedemptions')::int AS max_redemptions,
              coalesce(ao.merchant_id, camp.merchant_id) AS owner_id, ao.max_redemptions AS offer_max_redemptions,
-             (camp.definition->'budget'->>'maxRedemptions') IS NOT NULL OR ao.max_redemptions IS NOT NULL
-               OR (SELECT 1 FROM campaign_redemption_counts n WHERE n.campaign_id = k.campaign_id) IS NOT NULL AS deferred
+             ((camp.definition->'budget'->>'maxRedemptions') IS NOT NULL AND ao.max_redemptions IS NOT NULL)
+               OR ((camp.definition->'budget'->>'maxRedemptions') IS NOT NULL)
+                  <> ((SELECT 1 FROM campaign_redemption_counts n WHERE n.campaign_id = k.campaign_id) IS NOT NULL) AS deferred
         FROM coupons k JOIN campaigns camp ON camp.id = k.campaign_id LEFT JOIN alliance_offers ao ON ao.id = k.alliance_offer_id
-       WHERE k.code = i.code LIMIT 1) k ON true),
+       WHERE k.code = i.code LIMIT 1 FOR KEY SHARE OF k) k ON true),
 f AS (
   SELECT c.*,
          (SELECT row_to_json(e) FROM (
@@ -85,12 +89,26 @@ ok AS (
      AND (f.campaign_store_id IS NULL OR f.campaign_store_id::uuid = f.store_id)
      AND f.offer_store_ids IS NULL
      AND (f.till_id IS NULL OR coalesce(f.till_store_id = f.store_id, false))),
+budget AS (
+  UPDATE campaign_redemption_counts n SET redeemed = n.redeemed + w.k
+    FROM (SELECT campaign_id, min(max_redemptions) AS max, count(*) AS k FROM ok WHERE max_redemptions IS NOT NULL GROUP BY campaign_id) w
+   WHERE n.campaign_id = w.campaign_id AND n.redeemed + w.k <= w.max
+  RETURNING n.campaign_id),
+offer_budget AS (
+  UPDATE alliance_offers o SET redeemed = o.redeemed + w.k
+    FROM (SELECT alliance_offer_id, min(offer_max_redemptions) AS max, count(*) AS k FROM ok WHERE offer_max_redemptions IS NOT NULL GROUP BY alliance_offer_id) w
+   WHERE o.id = w.alliance_offer_id AND o.redeemed + w.k <= w.max
+  RETURNING o.id),
+fits AS (
+  SELECT ok.* FROM ok
+   WHERE (ok.max_redemptions IS NULL OR ok.campaign_id IN (SELECT campaign_id FROM budget))
+     AND (ok.offer_max_redemptions IS NULL OR ok.alliance_offer_id IN (SELECT id FROM offer_budget))),
 inserted AS (
   INSERT INTO redemptions (coupon_id, store_id, till_ref, transaction_id, request_id, redeemed_at, attempt, amount, till_id)
-  SELECT id, store_id, till_ref, transaction_id, request_id, at, 1 + (SELECT count(*) FROM redemption_voids v WHERE v.coupon_id = ok.id), amount, till_id
-    FROM ok ORDER BY id
+  SELECT id, store_id, till_ref, transaction_id, request_id, at, 1 + (SELECT count(*) FROM redemption_voids v WHERE v.coupon_id = fits.id), amount, till_id
+    FROM fits ORDER BY id
   RETURNING *)
-SELECT c.n, c.found, c.deferred, c.id, c.code, c.member_id, c.campaign_id, c.expires_at, c.campaign_store_id, c.max_redemptions,
+SELECT c.n, c.found, c.deferred OR (c.n IN (SELECT n FROM ok) AND c.n NOT IN (SELECT n FROM fits)) AS deferred, c.id, c.code, c.member_id, c.campaign_id, c.expires_at, c.campaign_store_id, c.max_redemptions,
        c.owner_id, c.alliance_offer_id, c.offer_max_redemptions,
        f.earlier, f.live, f.store_merchant_id, f.till_store_id, f.till_merchant_id, f.offer_store_ids, f.transaction_taken, true AS budget_ok, true AS offer_budget_ok,
        (SELECT row_to_json(x) FROM inserted x WHERE x.coupon_id = c.id) AS inserted

@@ -62,7 +62,7 @@ describe.each(backends)('batched redemptions on the %s backends', (backend) => {
     const unknown = newCouponCode();
 
     const batches = new RedemptionBatches(gw.deps.db);
-    const first = await batches.redeem({ code: redeemedBefore!, storeId: a }, NOW);
+    const first = await batches.redeem({ code: redeemedBefore!, storeId: a, requestId: 'first-request' }, NOW);
     const before = { ...batches.stats };
 
     const requests: Array<[string, RedeemInput, string | null]> = [
@@ -77,6 +77,8 @@ describe.each(backends)('batched redemptions on the %s backends', (backend) => {
       ['replayed 2', { code: replayed!, storeId: a, requestId: 'same-request' }, null],
       ['tx 1', { code: txA!, storeId: a, transactionId: 'sale-1' }, null],
       ['tx 2', { code: txB!, storeId: a, transactionId: 'sale-1' }, null],
+      ['request id of another coupon', { code: valid[0]!, storeId: a, requestId: 'first-request' }, null],
+      ['unknown till', { code: twice!, storeId: a, tillId: '00000000-0000-4000-8000-00000000abcd' }, null],
       ['campaign store only', { code: elsewhere!, storeId: b }, null],
       ['till of another store', { code: withOtherTill!, storeId: a, tillId: tillB }, null],
       ["brand Y's key at its store", { code: y1!, storeId: y }, brandY],
@@ -94,6 +96,8 @@ describe.each(backends)('batched redemptions on the %s backends', (backend) => {
 
     for (let i = 0; i < valid.length; i++) expect(results.get(`valid ${i}`)).toMatchObject({ ok: true, couponCode: valid[i], storeId: a });
     expect(failure('unknown')).toBe('COUPON_NOT_FOUND');
+    expect(results.get('request id of another coupon')).toEqual({ ok: false, code: 'REQUEST_ID_REUSED', details: { couponCode: redeemedBefore } });
+    expect(failure('unknown till')).toBe('TILL_NOT_FOUND');
     expect(failure('typo')).toBe('COUPON_CODE_INVALID');
     expect(failure('expired')).toBe('COUPON_EXPIRED');
     expect(results.get('redeemed before')).toEqual({ ok: false, code: 'COUPON_ALREADY_REDEEMED', details: { redeemedAt: NOW.toISOString(), storeId: a } });
@@ -123,6 +127,35 @@ describe.each(backends)('batched redemptions on the %s backends', (backend) => {
     expect(statements).toBeGreaterThan(0);
     expect(statements).toBeLessThan(requests.length / 3);
     expect(batches.stats.alone - before.alone).toBe(budgeted.length);
+  });
+
+  it('compares store ids as ids, however a campaign or a till spelt them', async () => {
+    const a = await store();
+    const [plain] = await campaign(a.toUpperCase(), 1);
+    const [budgeted] = await campaign(a.toUpperCase(), 1, { budget: { maxRedemptions: 5 } });
+    const batches = new RedemptionBatches(gw.deps.db);
+    const results = await Promise.all([plain!, budgeted!].map((code) => settle(batches.redeem({ code, storeId: a }, NOW))));
+    expect(results).toMatchObject([{ ok: true, couponCode: plain }, { ok: true, couponCode: budgeted }]);
+    // An id in another spelling (a "urn:uuid:" prefix) is refused at the door, not by the database.
+    const res = await gw.app.inject({ method: 'POST', url: '/redemptions', payload: { code: newCouponCode(), storeId: `urn:uuid:${a}` } });
+    expect([res.statusCode, res.json().error.code]).toEqual([400, 'VALIDATION_FAILED']);
+  });
+
+  it.runIf(backend === 'real')('does not hold other tills back while one coupon waits on a lock', async () => {
+    const a = await store();
+    const [held, free] = await campaign(a, 2);
+    const batches = new RedemptionBatches(gw.deps.db);
+    let freeAnswer: Outcome | undefined;
+    await gw.deps.db.transaction(async (tx) => {
+      // Another gateway's till is in the middle of redeeming `held`.
+      await tx.query('SELECT 1 FROM coupons WHERE code = $1 FOR UPDATE', [held]);
+      const waiting = settle(batches.redeem({ code: held!, storeId: a }, NOW));
+      await new Promise((r) => setTimeout(r, 20));
+      // A request for another coupon, in a later turn, is answered while the lock is still held.
+      freeAnswer = await Promise.race([settle(batches.redeem({ code: free!, storeId: a }, NOW)), new Promise<undefined>((r) => setTimeout(() => r(undefined), 5_000))]);
+      void waiting;
+    });
+    expect(freeAnswer).toMatchObject({ ok: true, couponCode: free });
   });
 
   it('redeems each coupon once when two gateways batch the same codes at once', async () => {
@@ -178,6 +211,10 @@ describe.each(backends)('batched redemptions on the %s backends', (backend) => {
     const [lost, won] = await pending!;
     expect(lost).toMatchObject({ ok: false, code: 'COUPON_ALREADY_REDEEMED' });
     expect(won).toMatchObject({ ok: true, couponCode: bystander });
+    const rows = await gw.deps.db.query<{ code: string; n: number }>(
+      'SELECT c.code, count(*)::int AS n FROM redemptions r JOIN coupons c ON c.id = r.coupon_id WHERE c.code = ANY($1::text[]) GROUP BY c.code ORDER BY c.code',
+      [[contested, bystander]]);
+    expect(rows).toEqual([contested!, bystander!].sort().map((code) => ({ code, n: 1 })));
     // On PostgreSQL the batch waited on the unique index, failed, and each request took its own transaction;
     // embedded, the one connection made the batch wait for the commit instead.
     if (gw.deps.db.kind === 'postgres') expect(batches.stats.alone).toBe(2);

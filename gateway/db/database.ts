@@ -125,3 +125,19 @@ export async function openPostgres(url: string, schema: string, max = 10): Promi
   });
   return db;
 }
+
+/** SQLSTATEs of a transaction PostgreSQL aborted to break a deadlock or a serialization conflict: nothing of it was kept. */
+const ABORTED = new Set(['40P01', '40001']);
+
+export const wasAborted = (err: unknown): boolean => ABORTED.has((err as { code?: string } | null)?.code ?? '');
+
+/** Runs a transaction again when PostgreSQL aborted it as a deadlock's victim (up to `attempts` runs in all). */
+export async function retryingAborted<T>(fn: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= attempts || !wasAborted(err)) throw err;
+    }
+  }
+}

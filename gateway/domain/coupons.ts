@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { AppError } from '../errors.js';
-import type { Database, Sql } from '../db/database.js';
+import { retryingAborted, type Database, type Sql } from '../db/database.js';
 
 // Crockford base32: no I, L, O or U, so a code read aloud or typed at a till is hard to get wrong.
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -125,13 +125,18 @@ export interface Checked {
   inserted: (Omit<RedemptionRow, 'redeemed_at'> & { redeemed_at: string }) | null;
 }
 
+const asRow = <T extends { redeemed_at: string | Date }>(x: T) => ({ ...x, redeemed_at: new Date(x.redeemed_at) }) as unknown as RedemptionRow;
+
+/** The answer for a redemption a statement has written (and committed): it stands, whatever else is said of it. */
+export const insertedView = (inserted: NonNullable<Checked['inserted']>, coupon: Pick<CouponRow, 'code' | 'member_id' | 'campaign_id'>): Redemption =>
+  view(asRow(inserted), coupon);
+
 /**
  * The answer to a redemption, from what its statement found: the redemption it made (or made before, for the
  * same request), or the error that stopped it, in this order. Shared by both paths, so a batch answers exactly
  * as a till's own transaction would.
  */
 export function answer(code: string, input: RedeemInput, coupon: CouponRow, r: Checked, now: Date, callerMerchantId: string | null): Redemption {
-  const asRow = <T extends { redeemed_at: string | Date }>(x: T) => ({ ...x, redeemed_at: new Date(x.redeemed_at) }) as unknown as RedemptionRow;
   // A store that is not the caller's does not exist for it (the caller's merchant; null for an administrator).
   if (!r.store_merchant_id || (callerMerchantId !== null && r.store_merchant_id !== callerMerchantId)) {
     throw new AppError('STORE_NOT_FOUND', `store ${input.storeId} does not exist`);
@@ -187,7 +192,7 @@ export function answer(code: string, input: RedeemInput, coupon: CouponRow, r: C
   if (!r.budget_ok || !r.inserted) {
     throw new AppError('BUDGET_EXHAUSTED', `the campaign's ${coupon.max_redemptions} redemptions are used up`, { maxRedemptions: coupon.max_redemptions });
   }
-  return view(asRow(r.inserted), coupon);
+  return insertedView(r.inserted, coupon);
 }
 
 /** The redemption a store made under this request id, if any. */
@@ -208,7 +213,12 @@ async function byRequest(db: Sql, storeId: string, requestId: string): Promise<{
  * the caller (`callerMerchantId`; null for an administrator) is told the code does not exist, exactly as for an
  * unknown code; only an administrator hears that it is valid elsewhere.
  */
-export async function redeemCoupon(db: Database, input: RedeemInput, now: Date, callerMerchantId: string | null = null): Promise<Redemption> {
+export function redeemCoupon(db: Database, input: RedeemInput, now: Date, callerMerchantId: string | null = null): Promise<Redemption> {
+  // A deadlock's victim kept nothing: it is simply run again.
+  return retryingAborted(() => redeemOnce(db, input, now, callerMerchantId));
+}
+
+async function redeemOnce(db: Database, input: RedeemInput, now: Date, callerMerchantId: string | null): Promise<Redemption> {
   const code = normalizeCouponCode(input.code.replace(/^COUPON:/i, ''));
   if (!isWellFormedCode(code)) {
     throw new AppError('COUPON_CODE_INVALID', `${input.code} is not a coupon code: a character is wrong or missing`);
@@ -229,7 +239,7 @@ export async function redeemCoupon(db: Database, input: RedeemInput, now: Date, 
     // budget loses any counter an earlier version left, which would go stale.
     text: `WITH c AS (
              SELECT c.id, c.code, c.member_id, c.campaign_id, c.expires_at,
-                    CASE WHEN c.alliance_offer_id IS NULL THEN camp.definition->>'storeId' END AS campaign_store_id,
+                    CASE WHEN c.alliance_offer_id IS NULL THEN (camp.definition->>'storeId')::uuid::text END AS campaign_store_id,
                     (camp.definition->'budget'->>'maxRedemptions')::int AS max_redemptions,
                     coalesce(ao.merchant_id, camp.merchant_id) AS owner_id, c.alliance_offer_id, ao.max_redemptions AS offer_max_redemptions
                FROM coupons c JOIN campaigns camp ON camp.id = c.campaign_id LEFT JOIN alliance_offers ao ON ao.id = c.alliance_offer_id
@@ -314,7 +324,11 @@ export interface Void {
 }
 
 /** Reverses a redemption, at the store that made it, within the void window: a new row; the coupon is live again. */
-export async function voidRedemption(db: Database, redemptionId: string, input: { storeId: string; reason?: string }, now: Date, windowMinutes: number): Promise<Void> {
+export function voidRedemption(db: Database, redemptionId: string, input: { storeId: string; reason?: string }, now: Date, windowMinutes: number): Promise<Void> {
+  return retryingAborted(() => voidOnce(db, redemptionId, input, now, windowMinutes));
+}
+
+async function voidOnce(db: Database, redemptionId: string, input: { storeId: string; reason?: string }, now: Date, windowMinutes: number): Promise<Void> {
   try {
     return await db.transaction(async (tx) => {
       const [r] = await tx.query<RedemptionRow & { code: string; campaign_id: string; alliance_offer_id: string | null }>(

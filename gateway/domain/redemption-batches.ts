@@ -5,9 +5,10 @@
 // cannot both win. Whatever a batch cannot settle alone (a coupon with a redemption budget, or a batch that
 // lost a race on a constraint) takes the per-coupon transaction, redeemCoupon().
 import { AppError } from '../errors.js';
-import type { Database } from '../db/database.js';
+import { performance } from 'node:perf_hooks';
+import { wasAborted, type Database } from '../db/database.js';
 import {
-  answer, isWellFormedCode, normalizeCouponCode, redeemCoupon,
+  answer, insertedView, isWellFormedCode, normalizeCouponCode, redeemCoupon,
   type Checked, type CouponRow, type RedeemInput, type Redemption,
 } from './coupons.js';
 
@@ -15,9 +16,11 @@ import {
 const MAX_BATCH = 64;
 /**
  * Statements at once per gateway. One at a time makes the largest batches, which is what costs least (on 2 cores,
- * 16 tills: 2,090 redemptions/s with one, 1,650-1,800 with two); a second starts only when a full batch waits.
+ * 16 tills: 2,090 redemptions/s with one, 1,650-1,800 with two). Another starts when a full batch waits, or when
+ * the statements running have taken longer than STALL_MS (one may be waiting on a lock another till holds).
  */
-const MAX_IN_FLIGHT = 2;
+const MAX_IN_FLIGHT = 4;
+const STALL_MS = 50;
 
 interface Pending {
   code: string;
@@ -54,7 +57,7 @@ c AS (
     FROM input i
     LEFT JOIN LATERAL (
       SELECT k.id, k.member_id, k.campaign_id, k.expires_at, k.alliance_offer_id,
-             CASE WHEN k.alliance_offer_id IS NULL THEN camp.definition->>'storeId' END AS campaign_store_id,
+             CASE WHEN k.alliance_offer_id IS NULL THEN (camp.definition->>'storeId')::uuid::text END AS campaign_store_id,
              (camp.definition->'budget'->>'maxRedemptions')::int AS max_redemptions,
              coalesce(ao.merchant_id, camp.merchant_id) AS owner_id, ao.max_redemptions AS offer_max_redemptions,
              ((camp.definition->'budget'->>'maxRedemptions') IS NOT NULL AND ao.max_redemptions IS NOT NULL)
@@ -89,15 +92,22 @@ ok AS (
      AND (f.campaign_store_id IS NULL OR f.campaign_store_id::uuid = f.store_id)
      AND f.offer_store_ids IS NULL
      AND (f.till_id IS NULL OR coalesce(f.till_store_id = f.store_id, false))),
+-- Counters are locked before they move, campaigns' then alliance offers', each in key order: the order a till's own
+-- transaction (and a void) takes them in, so a batch and a till never wait on each other in a circle.
+want AS (SELECT campaign_id, min(max_redemptions) AS max, count(*) AS k FROM ok WHERE max_redemptions IS NOT NULL GROUP BY campaign_id),
+counters AS (
+  SELECT n.campaign_id FROM campaign_redemption_counts n WHERE n.campaign_id IN (SELECT campaign_id FROM want) ORDER BY n.campaign_id FOR UPDATE),
 budget AS (
-  UPDATE campaign_redemption_counts n SET redeemed = n.redeemed + w.k
-    FROM (SELECT campaign_id, min(max_redemptions) AS max, count(*) AS k FROM ok WHERE max_redemptions IS NOT NULL GROUP BY campaign_id) w
-   WHERE n.campaign_id = w.campaign_id AND n.redeemed + w.k <= w.max
+  UPDATE campaign_redemption_counts n SET redeemed = n.redeemed + w.k FROM want w
+   WHERE n.campaign_id = w.campaign_id AND n.campaign_id IN (SELECT campaign_id FROM counters) AND n.redeemed + w.k <= w.max
   RETURNING n.campaign_id),
+offer_want AS (
+  SELECT alliance_offer_id, min(offer_max_redemptions) AS max, count(*) AS k FROM ok
+   WHERE offer_max_redemptions IS NOT NULL AND (SELECT count(*) FROM budget) >= 0 GROUP BY alliance_offer_id),
+offers AS (SELECT o.id FROM alliance_offers o WHERE o.id IN (SELECT alliance_offer_id FROM offer_want) ORDER BY o.id FOR UPDATE),
 offer_budget AS (
-  UPDATE alliance_offers o SET redeemed = o.redeemed + w.k
-    FROM (SELECT alliance_offer_id, min(offer_max_redemptions) AS max, count(*) AS k FROM ok WHERE offer_max_redemptions IS NOT NULL GROUP BY alliance_offer_id) w
-   WHERE o.id = w.alliance_offer_id AND o.redeemed + w.k <= w.max
+  UPDATE alliance_offers o SET redeemed = o.redeemed + w.k FROM offer_want w
+   WHERE o.id = w.alliance_offer_id AND o.id IN (SELECT id FROM offers) AND o.redeemed + w.k <= w.max
   RETURNING o.id),
 fits AS (
   SELECT ok.* FROM ok
@@ -108,7 +118,10 @@ inserted AS (
   SELECT id, store_id, till_ref, transaction_id, request_id, at, 1 + (SELECT count(*) FROM redemption_voids v WHERE v.coupon_id = fits.id), amount, till_id
     FROM fits ORDER BY id
   RETURNING *)
-SELECT c.n, c.found, c.deferred OR (c.n IN (SELECT n FROM ok) AND c.n NOT IN (SELECT n FROM fits)) AS deferred, c.id, c.code, c.member_id, c.campaign_id, c.expires_at, c.campaign_store_id, c.max_redemptions,
+SELECT c.n, c.found,
+       c.deferred OR (c.n IN (SELECT n FROM ok) AND c.n NOT IN (SELECT n FROM fits))
+         -- A taken transaction id with a budget: the till's own transaction says which it hears of first.
+         OR (f.transaction_taken AND (c.max_redemptions IS NOT NULL OR c.offer_max_redemptions IS NOT NULL)) AS deferred, c.id, c.code, c.member_id, c.campaign_id, c.expires_at, c.campaign_store_id, c.max_redemptions,
        c.owner_id, c.alliance_offer_id, c.offer_max_redemptions,
        f.earlier, f.live, f.store_merchant_id, f.till_store_id, f.till_merchant_id, f.offer_store_ids, f.transaction_taken, true AS budget_ok, true AS offer_budget_ok,
        (SELECT row_to_json(x) FROM inserted x WHERE x.coupon_id = c.id) AS inserted
@@ -117,7 +130,10 @@ SELECT c.n, c.found, c.deferred OR (c.n IN (SELECT n FROM ok) AND c.n NOT IN (SE
 /** Redemptions for one gateway process, batched; answers are the same as redeemCoupon()'s, request by request. */
 export class RedemptionBatches {
   private readonly queue: Pending[] = [];
-  private inFlight = 0;
+  /** When each statement being executed started. */
+  private readonly running = new Set<number>();
+  private scheduled = false;
+  private stallTimer: NodeJS.Timeout | undefined;
   /** Keys of the requests being redeemed (in a statement, or in a transaction of their own): a request that shares one waits. */
   private readonly busy = new Set<string>();
   /** Batch statements run, requests they carried, and requests that took their own transaction instead. */
@@ -136,21 +152,45 @@ export class RedemptionBatches {
     if (input.transactionId) keys.push(`t:${storeId}:${input.transactionId}`);
     return new Promise((resolve, reject) => {
       this.queue.push({ code, input: { ...input, storeId, tillId: input.tillId?.toLowerCase() }, now, caller: callerMerchantId, keys, resolve, reject });
-      // Requests made in the same turn of the event loop go in the same batch; a full batch may go at once.
-      if (this.queue.length === 1 || this.queue.length === MAX_BATCH) queueMicrotask(() => this.pump());
+      this.schedule();
     });
   }
 
+  /** A pump after the current turn of the event loop: requests made in the same turn go in the same batch. */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    queueMicrotask(() => {
+      this.scheduled = false;
+      this.pump();
+    });
+  }
+
+  private mayStart(): boolean {
+    if (this.running.size === 0) return true;
+    if (this.running.size >= MAX_IN_FLIGHT) return false;
+    return this.queue.length >= MAX_BATCH || performance.now() - Math.max(...this.running) > STALL_MS;
+  }
+
   private pump(): void {
-    while (this.queue.length > 0 && (this.inFlight === 0 || (this.inFlight < MAX_IN_FLIGHT && this.queue.length >= MAX_BATCH))) {
+    while (this.queue.length > 0 && this.mayStart()) {
       const batch = this.take();
       if (batch.length === 0) return; // everything waiting shares a key with a request still being redeemed
-      this.inFlight++;
+      const started = performance.now();
+      this.running.add(started);
       for (const p of batch) for (const k of p.keys) this.busy.add(k);
       void this.run(batch).finally(() => {
-        this.inFlight--;
+        this.running.delete(started);
         this.pump();
       });
+    }
+    // Requests still waiting behind a statement that takes long get one of their own once it has stalled.
+    if (this.queue.length > 0 && this.running.size > 0 && this.running.size < MAX_IN_FLIGHT && !this.stallTimer) {
+      this.stallTimer = setTimeout(() => {
+        this.stallTimer = undefined;
+        this.pump();
+      }, STALL_MS + 1);
+      this.stallTimer.unref();
     }
   }
 
@@ -159,7 +199,7 @@ export class RedemptionBatches {
     for (const k of p.keys) this.busy.delete(k);
   }
 
-  /** The oldest requests that share no key with each other or with a statement in flight; the rest wait their turn. */
+  /** The oldest requests that share no key with each other or with a request being redeemed; the rest wait their turn. */
   private take(): Pending[] {
     const batch: Pending[] = [];
     const taken = new Set<string>();
@@ -187,20 +227,30 @@ export class RedemptionBatches {
         transaction_id: p.input.transactionId ?? null, request_id: p.input.requestId ?? null, amount: p.input.amount ?? null,
         caller: p.caller, at: p.now.toISOString(),
       })))]);
-    } catch {
-      // A constraint decided a race with another gateway's batch or a till's own transaction (or the statement
-      // failed for another reason): nothing of this batch was written; each request takes its own transaction,
-      // which answers as the race's outcome says.
-      for (const p of batch) this.alone(p);
+    } catch (err) {
+      // A constraint decided a race with another gateway's batch or a till's own transaction, or the statement was
+      // a deadlock's victim: nothing of it was written, and each request takes its own transaction, which answers
+      // as the race's outcome says. Any other failure (the connection lost, perhaps after the commit) is each
+      // request's answer: a till told "already redeemed" of its own redemption would be told wrong.
+      const retry = (err as { code?: string }).code === '23505' || wasAborted(err);
+      for (const p of batch) {
+        if (retry) this.alone(p);
+        else {
+          p.reject(err);
+          this.settled(p);
+        }
+      }
       return;
     }
     const byN = new Map(rows.map((r) => [r.n, r]));
     batch.forEach((p, n) => {
-      const r = byN.get(n)!;
-      if (r.deferred) return this.alone(p);
+      const r = byN.get(n);
+      if (r?.deferred) return this.alone(p);
       try {
+        if (!r) throw new Error(`redemption batch: no answer for request ${n}`);
         if (!r.found) throw new AppError('COUPON_NOT_FOUND', `no coupon has code ${p.code}`);
-        p.resolve(answer(p.code, p.input, r, r, p.now, p.caller));
+        // A written redemption is committed: it is the answer, whatever a check might say of it.
+        p.resolve(r.inserted ? insertedView(r.inserted, r) : answer(p.code, p.input, r, r, p.now, p.caller));
       } catch (err) {
         p.reject(err);
       }

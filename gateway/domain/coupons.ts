@@ -48,6 +48,13 @@ export function normalizeCouponCode(input: string): string {
   return input.toUpperCase().replace(/[\s-]/g, '').replace(/O/g, '0').replace(/[IL]/g, '1');
 }
 
+/** The code a till sent (as typed, or the QR payload), made canonical; COUPON_CODE_INVALID if it cannot be one. */
+export function couponCodeOf(sent: string): string {
+  const code = normalizeCouponCode(sent.replace(/^COUPON:/i, ''));
+  if (!isWellFormedCode(code)) throw new AppError('COUPON_CODE_INVALID', `${sent} is not a coupon code: a character is wrong or missing`);
+  return code;
+}
+
 export interface Redemption {
   id: string;
   couponCode: string;
@@ -219,10 +226,7 @@ export function redeemCoupon(db: Database, input: RedeemInput, now: Date, caller
 }
 
 async function redeemOnce(db: Database, input: RedeemInput, now: Date, callerMerchantId: string | null): Promise<Redemption> {
-  const code = normalizeCouponCode(input.code.replace(/^COUPON:/i, ''));
-  if (!isWellFormedCode(code)) {
-    throw new AppError('COUPON_CODE_INVALID', `${input.code} is not a coupon code: a character is wrong or missing`);
-  }
+  const code = couponCodeOf(input.code);
   const replay = async (): Promise<Redemption | undefined> => {
     if (!input.requestId) return undefined;
     const earlier = await byRequest(db, input.storeId, input.requestId);

@@ -8,7 +8,7 @@ import { AppError } from '../errors.js';
 import { performance } from 'node:perf_hooks';
 import { wasAborted, type Database } from '../db/database.js';
 import {
-  answer, insertedView, isWellFormedCode, normalizeCouponCode, redeemCoupon,
+  answer, couponCodeOf, insertedView, redeemCoupon,
   type Checked, type CouponRow, type RedeemInput, type Redemption,
 } from './coupons.js';
 
@@ -101,6 +101,7 @@ budget AS (
   UPDATE campaign_redemption_counts n SET redeemed = n.redeemed + w.k FROM want w
    WHERE n.campaign_id = w.campaign_id AND n.campaign_id IN (SELECT campaign_id FROM counters) AND n.redeemed + w.k <= w.max
   RETURNING n.campaign_id),
+-- Always true: it makes the offers wait until the campaigns' counters have moved.
 offer_want AS (
   SELECT alliance_offer_id, min(offer_max_redemptions) AS max, count(*) AS k FROM ok
    WHERE offer_max_redemptions IS NOT NULL AND (SELECT count(*) FROM budget) >= 0 GROUP BY alliance_offer_id),
@@ -131,7 +132,7 @@ SELECT c.n, c.found,
 export class RedemptionBatches {
   private readonly queue: Pending[] = [];
   /** When each statement being executed started. */
-  private readonly running = new Set<number>();
+  private readonly running: number[] = [];
   private scheduled = false;
   private stallTimer: NodeJS.Timeout | undefined;
   /** Keys of the requests being redeemed (in a statement, or in a transaction of their own): a request that shares one waits. */
@@ -142,9 +143,11 @@ export class RedemptionBatches {
   constructor(private readonly db: Database) {}
 
   redeem(input: RedeemInput, now: Date, callerMerchantId: string | null = null): Promise<Redemption> {
-    const code = normalizeCouponCode(input.code.replace(/^COUPON:/i, ''));
-    if (!isWellFormedCode(code)) {
-      return Promise.reject(new AppError('COUPON_CODE_INVALID', `${input.code} is not a coupon code: a character is wrong or missing`));
+    let code: string;
+    try {
+      code = couponCodeOf(input.code);
+    } catch (err) {
+      return Promise.reject(err);
     }
     const storeId = input.storeId.toLowerCase();
     const keys = [`c:${code}`];
@@ -167,8 +170,8 @@ export class RedemptionBatches {
   }
 
   private mayStart(): boolean {
-    if (this.running.size === 0) return true;
-    if (this.running.size >= MAX_IN_FLIGHT) return false;
+    if (this.running.length === 0) return true;
+    if (this.running.length >= MAX_IN_FLIGHT) return false;
     return this.queue.length >= MAX_BATCH || performance.now() - Math.max(...this.running) > STALL_MS;
   }
 
@@ -177,15 +180,15 @@ export class RedemptionBatches {
       const batch = this.take();
       if (batch.length === 0) return; // everything waiting shares a key with a request still being redeemed
       const started = performance.now();
-      this.running.add(started);
+      this.running.push(started);
       for (const p of batch) for (const k of p.keys) this.busy.add(k);
       void this.run(batch).finally(() => {
-        this.running.delete(started);
+        this.running.splice(this.running.indexOf(started), 1);
         this.pump();
       });
     }
     // Requests still waiting behind a statement that takes long get one of their own once it has stalled.
-    if (this.queue.length > 0 && this.running.size > 0 && this.running.size < MAX_IN_FLIGHT && !this.stallTimer) {
+    if (this.queue.length > 0 && this.running.length > 0 && this.running.length < MAX_IN_FLIGHT && !this.stallTimer) {
       this.stallTimer = setTimeout(() => {
         this.stallTimer = undefined;
         this.pump();

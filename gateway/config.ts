@@ -39,6 +39,8 @@ export interface GeofenceLimits {
   perStore: number;
   /** Every geofence of a brand: its stores' and its free-standing ones. */
   perBrand: number;
+  /** Positions of all of a brand's polygons together: what a lookup under all of them would walk. */
+  positionsPerBrand: number;
 }
 
 export interface Config {
@@ -306,6 +308,7 @@ function geofenceLimits(env: Env): GeofenceLimits {
     maxExtentM: integer(env, 'GEOFENCE_MAX_EXTENT_KM', 100, 1, 1000) * 1000,
     perStore: integer(env, 'GEOFENCE_MAX_PER_STORE', 20, 1, 100_000),
     perBrand: integer(env, 'GEOFENCE_MAX_PER_BRAND', 1000, 1, 1_000_000),
+    positionsPerBrand: integer(env, 'GEOFENCE_MAX_POSITIONS_PER_BRAND', 50_000, 4, 100_000_000),
   };
 }
 

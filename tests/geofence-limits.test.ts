@@ -18,6 +18,7 @@ const round = (n: number, lon: number, lat: number, r = 0.005): Position[] => {
 
 const PER_STORE = 3;
 const PER_BRAND = 5;
+const POSITIONS_PER_BRAND = 2500;
 
 describe.each(backends)('geofence limits on the %s backends', (backend) => {
   let iso: Isolated;
@@ -43,7 +44,9 @@ describe.each(backends)('geofence limits on the %s backends', (backend) => {
     (await gw.deps.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM geofences WHERE ${column} = $1`, [id]))[0]!.n;
 
   beforeAll(async () => {
-    iso = isolatedConfig(backend, { GEOFENCE_MAX_PER_STORE: String(PER_STORE), GEOFENCE_MAX_PER_BRAND: String(PER_BRAND) });
+    iso = isolatedConfig(backend, {
+      GEOFENCE_MAX_PER_STORE: String(PER_STORE), GEOFENCE_MAX_PER_BRAND: String(PER_BRAND), GEOFENCE_MAX_POSITIONS_PER_BRAND: String(POSITIONS_PER_BRAND),
+    });
     gw = await startGateway(iso.config);
   });
   afterAll(async () => {
@@ -100,6 +103,19 @@ describe.each(backends)('geofence limits on the %s backends', (backend) => {
     expect((await fence(await store(await brand()))).status).toBe(201);
   });
 
+  it("caps the positions of a brand's polygons together, circles counting none", async () => {
+    const merchantId = await brand();
+    const a = await store(merchantId);
+    const b = await store(merchantId);
+    expect((await fence(a, [round(1000, 3, 45)])).status).toBe(201);
+    expect((await fence(a, [round(1000, 3.1, 45)])).status).toBe(201);
+    const over = await fence(b, [round(501, 3.2, 45)]);
+    expect(over).toMatchObject({ status: 409, body: { error: { code: 'GEOFENCE_LIMIT', details: { scope: 'brand_positions', limit: POSITIONS_PER_BRAND } } } });
+    expect((await fence(b, [round(500, 3.2, 45)])).status).toBe(201); // exactly the limit
+    const [row] = await gw.deps.db.query<{ n: number }>('SELECT sum(positions)::int AS n FROM geofences WHERE merchant_id = $1', [merchantId]);
+    expect(row!.n).toBe(POSITIONS_PER_BRAND);
+  });
+
   it('lets exactly one of many requests racing for the last slot have it', async () => {
     const merchantId = await brand();
     const a = await store(merchantId);
@@ -121,7 +137,7 @@ describe.each(backends)('geofence limits on the %s backends', (backend) => {
 
 describe('geofence limit settings', () => {
   it('are read from the environment and checked at boot', () => {
-    expect(loadConfig({}).geofenceLimits).toEqual({ maxVerticesPerRing: 1000, maxRings: 10, maxExtentM: 100_000, perStore: 20, perBrand: 1000 });
+    expect(loadConfig({}).geofenceLimits).toEqual({ maxVerticesPerRing: 1000, maxRings: 10, maxExtentM: 100_000, perStore: 20, perBrand: 1000, positionsPerBrand: 50_000 });
     expect(loadConfig({ GEOFENCE_MAX_VERTICES: '200', GEOFENCE_MAX_EXTENT_KM: '5', GEOFENCE_MAX_PER_BRAND: '50' }).geofenceLimits)
       .toMatchObject({ maxVerticesPerRing: 200, maxExtentM: 5000, perBrand: 50 });
     expect(() => loadConfig({ GEOFENCE_MAX_VERTICES: '20000' })).toThrow(ConfigError);

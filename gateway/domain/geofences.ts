@@ -100,10 +100,11 @@ export async function insertGeofence(
     id: 'new', name: input.name, store_id: input.storeId ?? null, shape, hours: input.hours ?? null, time_zone: timeZone, created_at: new Date(),
   });
   check(engine, limits, at);
-  await checkRoom(tx, owner, input.storeId ?? null, limits);
+  const positions = shape.kind === 'polygon' ? shape.rings.reduce((n, ring) => n + ring.length, 0) : 0;
+  await checkRoom(tx, owner, input.storeId ?? null, positions, limits);
   const [row] = await tx.query<GeofenceRow>(
-    `INSERT INTO geofences (store_id, name, shape, hours, time_zone, merchant_id) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-    [input.storeId ?? null, input.name, shape, input.hours ? JSON.stringify(input.hours) : null, input.hours ? timeZone : null, owner],
+    `INSERT INTO geofences (store_id, name, shape, hours, time_zone, merchant_id, positions) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *`,
+    [input.storeId ?? null, input.name, shape, input.hours ? JSON.stringify(input.hours) : null, input.hours ? timeZone : null, owner, positions],
   );
   return toGeofenceView(row!);
 }
@@ -114,19 +115,24 @@ export async function insertGeofence(
  * merely refer to the brand (stores, campaigns) are written meanwhile. The count is a statement of its own, after
  * the lock: in READ COMMITTED it then sees what the request that held the lock committed.
  */
-async function checkRoom(tx: Sql, owner: string, storeId: string | null, limits: GeofenceLimits): Promise<void> {
+async function checkRoom(tx: Sql, owner: string, storeId: string | null, positions: number, limits: GeofenceLimits): Promise<void> {
   await tx.query('SELECT 1 FROM merchants WHERE id = $1 FOR NO KEY UPDATE', [owner]);
-  const [n] = await tx.query<{ brand: number; store: number }>(COUNT_FENCES, [owner, storeId]);
+  const [n] = await tx.query<{ brand: number; store: number; positions: number }>(COUNT_FENCES, [owner, storeId]);
   if (storeId && n!.store >= limits.perStore) {
     throw new AppError('GEOFENCE_LIMIT', `store ${storeId} already has ${n!.store} geofences, the limit`, { scope: 'store', limit: limits.perStore });
   }
   if (n!.brand >= limits.perBrand) {
     throw new AppError('GEOFENCE_LIMIT', `the brand already has ${n!.brand} geofences, the limit`, { scope: 'brand', limit: limits.perBrand });
   }
+  if (n!.positions + positions > limits.positionsPerBrand) {
+    throw new AppError('GEOFENCE_LIMIT', `the brand's polygons have ${n!.positions} positions; ${positions} more would pass the limit of ${limits.positionsPerBrand}`,
+      { scope: 'brand_positions', limit: limits.positionsPerBrand });
+  }
 }
 
-/** $1 the brand, $2 the store or null: how many geofences each has. */
-const COUNT_FENCES = `SELECT count(*)::int AS brand, count(*) FILTER (WHERE store_id = $2)::int AS store FROM geofences WHERE merchant_id = $1`;
+/** $1 the brand, $2 the store or null: how many geofences each has, and the positions of the brand's polygons. */
+const COUNT_FENCES = `SELECT count(*)::int AS brand, count(*) FILTER (WHERE store_id = $2)::int AS store, coalesce(sum(positions), 0)::int AS positions
+  FROM geofences WHERE merchant_id = $1`;
 
 export async function getGeofence(db: Sql, id: string): Promise<GeofenceView> {
   const [row] = await db.query<GeofenceRow>('SELECT * FROM geofences WHERE id = $1', [id]);

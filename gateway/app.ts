@@ -40,9 +40,15 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler());
   // Every body is JSON; anything else gets 415 rather than a confusing schema error.
   app.removeContentTypeParser('text/plain');
-  // Twilio's webhooks are form-encoded; every value stays a string, as the signature was computed over.
+  // Twilio's webhooks are form-encoded; every value stays a string, as the signature was computed over, and a
+  // repeated key becomes an array (as Twilio's signature reads it), for the route to refuse.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
-    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+    const params: Record<string, string | string[]> = {};
+    for (const [k, v] of new URLSearchParams(body as string)) {
+      const seen = Object.hasOwn(params, k) ? params[k]! : undefined;
+      Object.defineProperty(params, k, { value: seen === undefined ? v : [seen].flat().concat(v), enumerable: true, writable: true, configurable: true });
+    }
+    done(null, params);
   });
 
   app.setErrorHandler((err, req, reply) => {

@@ -3,7 +3,7 @@
 // the member's EID identity key, which exists only while the member grants ble_detection. So a report proves
 // the member's own app sent it, and withdrawing consent ends the app's ability to report at the same moment.
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
-import { canonical, type SignedParts } from './signing.js';
+import { canonical, canonicalSignature, type SignedParts } from './signing.js';
 
 export const HEADER_APP_TIMESTAMP = 'x-app-timestamp';
 export const HEADER_APP_SIGNATURE = 'x-app-signature';
@@ -19,10 +19,11 @@ export function signAppReport(identityKey: Buffer, parts: SignedParts): string {
   return createHmac('sha256', reportKey(identityKey)).update(canonical(parts)).digest('base64');
 }
 
+/** Only the canonical base64 spelling of the HMAC counts, as for the boxes' signatures (see canonicalSignature). */
 export function verifyAppReport(identityKey: Buffer, parts: SignedParts, signature: string): boolean {
   const expected = Buffer.from(signAppReport(identityKey, parts), 'base64');
-  const given = Buffer.from(signature, 'base64');
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  const given = canonicalSignature(signature, expected.length);
+  return given !== null && timingSafeEqual(given, expected);
 }
 
 /** One beacon report from the app: an iBeacon region entered, still in range, or left. */

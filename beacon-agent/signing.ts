@@ -53,11 +53,18 @@ export function signRequest(privateKey: KeyObject, agentId: string, parts: Signe
   };
 }
 
+/**
+ * The bytes of a signature of `length` bytes, if `text` is their canonical base64 spelling (padded, standard
+ * alphabet, nothing after it); otherwise null. The gateway remembers signatures as text, so another spelling
+ * of the same bytes must not pass as a new request.
+ */
+export function canonicalSignature(text: string, length: number): Buffer | null {
+  const bytes = Buffer.from(text, 'base64');
+  return bytes.length === length && bytes.toString('base64') === text ? bytes : null;
+}
+
 export function verifySignature(publicKey: KeyObject, parts: SignedParts, signatureBase64: string): boolean {
-  const signature = Buffer.from(signatureBase64, 'base64');
-  // Ed25519 signatures are 64 bytes; anything else is not worth a verification. Only the canonical base64
-  // spelling counts: the gateway remembers signatures as text, and another spelling of the same bytes must
-  // not pass as a new request.
-  if (signature.length !== 64 || signature.toString('base64') !== signatureBase64) return false;
-  return verify(null, canonical(parts), publicKey, signature);
+  // Ed25519 signatures are 64 bytes; anything else is not worth a verification.
+  const signature = canonicalSignature(signatureBase64, 64);
+  return signature !== null && verify(null, canonical(parts), publicKey, signature);
 }

@@ -27,22 +27,38 @@ import push from './routes/push.js';
 const BODY_LIMIT_BYTES = 64 * 1024;
 
 export async function buildApp(deps: Deps): Promise<FastifyInstance> {
+  const limits = deps.config.http;
   const app = Fastify({
     logger: deps.config.logLevel === 'silent' ? false : { level: deps.config.logLevel },
     bodyLimit: BODY_LIMIT_BYTES,
     return503OnClosing: true,
+    // A slow or silent client is closed rather than held (see HttpLimits); the cap is set on the server below.
+    connectionTimeout: limits.connectionTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    maxRequestsPerSocket: limits.maxRequestsPerSocket,
+    // Node checks the headers and request timeouts on this interval (30 s unless told), so it follows them.
+    http: { headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: Math.max(25, Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4))) },
     // A number is how many proxies in front to believe (fastify's hop count, in the shape its types take).
     trustProxy: typeof deps.config.trustProxy === 'number'
       ? ((hops: number) => (_address: string, i: number) => i < hops)(deps.config.trustProxy)
       : deps.config.trustProxy,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  // Connections beyond the cap are closed as they arrive, before a byte is read.
+  app.server.maxConnections = limits.maxConnections;
 
   app.setValidatorCompiler(validatorCompiler());
   // Every body is JSON; anything else gets 415 rather than a confusing schema error.
   app.removeContentTypeParser('text/plain');
-  // Twilio's webhooks are form-encoded; every value stays a string, as the signature was computed over.
+  // Twilio's webhooks are form-encoded; every value stays a string, as the signature was computed over, and a
+  // repeated key becomes an array (as Twilio's signature reads it), for the route to refuse.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
-    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+    const params: Record<string, string | string[]> = {};
+    for (const [k, v] of new URLSearchParams(body as string)) {
+      const seen = Object.hasOwn(params, k) ? params[k]! : undefined;
+      Object.defineProperty(params, k, { value: seen === undefined ? v : [seen].flat().concat(v), enumerable: true, writable: true, configurable: true });
+    }
+    done(null, params);
   });
 
   app.setErrorHandler((err, req, reply) => {

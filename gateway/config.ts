@@ -43,6 +43,22 @@ export interface GeofenceLimits {
   positionsPerBrand: number;
 }
 
+/** How long a client may take and how many it may be: Node's defaults leave a slow client 60 s for headers and 300 s for a request. */
+export interface HttpLimits {
+  /** A request's headers must be complete this long after its first byte (or the connection's start); else 408 and closed. */
+  headersTimeoutMs: number;
+  /** A whole request, body included, must arrive within this. */
+  requestTimeoutMs: number;
+  /** A socket with nothing received or sent for this long is closed. */
+  connectionTimeoutMs: number;
+  /** An idle kept-alive connection is closed after this (behind a load balancer: longer than its idle timeout). */
+  keepAliveTimeoutMs: number;
+  /** Requests one connection may carry before the gateway closes it; 0 = no limit. */
+  maxRequestsPerSocket: number;
+  /** Open connections at once; those beyond are closed on arrival. */
+  maxConnections: number;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -94,6 +110,7 @@ export interface Config {
   /** Messages per second the SMS sender may send (the carrier's limit for the number type); 0 = no limit. */
   smsRatePerSecond: number;
   geofenceLimits: GeofenceLimits;
+  http: HttpLimits;
 }
 
 export class ConfigError extends Error {
@@ -279,7 +296,24 @@ export function loadConfig(env: Env = process.env): Config {
     sendLeaseMs: integer(env, 'SEND_LEASE_MS', 30_000, 100, 600_000),
     smsRatePerSecond: smsRate(env),
     geofenceLimits: geofenceLimits(env),
+    http: httpLimits(env),
   };
+}
+
+function httpLimits(env: Env): HttpLimits {
+  const limits = {
+    headersTimeoutMs: integer(env, 'HTTP_HEADERS_TIMEOUT_MS', 10_000, 50, 600_000),
+    requestTimeoutMs: integer(env, 'HTTP_REQUEST_TIMEOUT_MS', 30_000, 50, 3_600_000),
+    connectionTimeoutMs: integer(env, 'HTTP_CONNECTION_TIMEOUT_MS', 60_000, 50, 3_600_000),
+    keepAliveTimeoutMs: integer(env, 'HTTP_KEEP_ALIVE_TIMEOUT_MS', 5_000, 50, 600_000),
+    maxRequestsPerSocket: integer(env, 'HTTP_MAX_REQUESTS_PER_SOCKET', 1_000, 0, 10_000_000),
+    maxConnections: integer(env, 'HTTP_MAX_CONNECTIONS', 1_000, 1, 1_000_000),
+  };
+  // Node refuses a headers timeout longer than the request's.
+  if (limits.headersTimeoutMs > limits.requestTimeoutMs) {
+    throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS', `must not exceed HTTP_REQUEST_TIMEOUT_MS (${limits.requestTimeoutMs})`);
+  }
+  return limits;
 }
 
 /** Carriers' throughput per sending number type (US): a long code 1 message/s, toll-free 3, a short code 100. */

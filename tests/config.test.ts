@@ -25,6 +25,12 @@ describe('loadConfig', () => {
     expect(c.twilio).toEqual({ accountSid: SID, authToken: 'tok', from: '+14155550100', messagingServiceSid: undefined, apiUrl: 'http://127.0.0.1:9' });
   });
 
+  it('bounds slow clients by default, well inside Node\'s 60 s for headers and 300 s for a request', () => {
+    expect(loadConfig({}).http).toEqual({
+      headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, connectionTimeoutMs: 60_000, keepAliveTimeoutMs: 5_000, maxRequestsPerSocket: 1_000, maxConnections: 1_000,
+    });
+  });
+
   it('treats blank values as unset', () => {
     expect(loadConfig({ DATABASE_URL: '  ', PORT: '' }).databaseUrl).toBeUndefined();
   });
@@ -38,6 +44,8 @@ describe('loadConfig', () => {
     [{ ROLE: 'boss' }, 'ROLE', /one of all, api, worker/],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', /one of/],
     [{ DATABASE_SCHEMA: 'drop table;' }, 'DATABASE_SCHEMA', /identifier/],
+    [{ HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000' }, 'HTTP_HEADERS_TIMEOUT_MS', /must not exceed HTTP_REQUEST_TIMEOUT_MS/],
+    [{ HTTP_MAX_CONNECTIONS: '0' }, 'HTTP_MAX_CONNECTIONS', /between 1 and/],
     [{ JOB_ATTEMPTS: '0' }, 'JOB_ATTEMPTS', /between 1 and 50/],
     [{ TWILIO_AUTH_TOKEN: 'tok' }, 'TWILIO_ACCOUNT_SID', /required/],
     [{ TWILIO_FROM: '+14155550100' }, 'TWILIO_ACCOUNT_SID', /required/],

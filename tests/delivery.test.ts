@@ -205,7 +205,7 @@ describe.each(backends)('SMS delivery on the %s backends', (backend) => {
     // A carrier opt-out reported on a callback is a withdrawal.
     const second = await offer(gw);
     const d2 = await settled(gw, second.deliveryId);
-    const params = { MessageSid: d2.providerId, MessageStatus: 'undelivered', ErrorCode: '21610' };
+    const params = { AccountSid: twilio.accountSid, MessageSid: d2.providerId, MessageStatus: 'undelivered', ErrorCode: '21610' };
     const url = `${gw.deps.config.publicUrl}/webhooks/twilio/status`;
     await gw.app.inject({
       method: 'POST', url: '/webhooks/twilio/status', payload: new URLSearchParams(params).toString(),

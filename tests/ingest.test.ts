@@ -4,6 +4,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eidHex } from '../beacon-agent/eid.js';
+import { HEADER_APP_SIGNATURE } from '../beacon-agent/app-report.js';
 import { appReportRequest } from '../beacon-agent/member-app-sim.js';
 import { openOffer } from '../beacon-agent/offer-seal.js';
 import { loadPrivateKey, signRequest } from '../beacon-agent/signing.js';
@@ -434,19 +435,22 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     const key = await keyOf(member);
     const app = { identityKey: key.key, k: key.k };
     const report = (kind: 'enter' | 'dwell' | 'exit', at: Date, b = beacon) => ({ id: randomUUID(), kind, beacon: b, at: at.toISOString(), rssi: -71 });
-    const send = async (reports: ReturnType<typeof report>[], opts: { key?: Buffer; as?: string } = {}) => {
-      const r = appReportRequest({ identityKey: opts.key ?? app.identityKey, k: app.k }, opts.as ?? member, reports, clock.getTime());
+    const send = async (reports: ReturnType<typeof report>[], opts: { key?: Buffer; as?: string; timestamp?: number } = {}) => {
+      const r = appReportRequest({ identityKey: opts.key ?? app.identityKey, k: app.k }, opts.as ?? member, reports, opts.timestamp ?? clock.getTime());
       const res = await gw.app.inject({ method: 'POST', url: r.path, payload: r.body, headers: r.headers });
       return { status: res.statusCode, body: res.json(), resend: () => gw.app.inject({ method: 'POST', url: r.path, payload: r.body, headers: r.headers }) };
     };
 
-    const entered = await send([report('enter', clock), report('enter', clock, { ...beacon, minor: 9999 })]);
+    const enterReports = [report('enter', clock), report('enter', clock, { ...beacon, minor: 9999 })];
+    const entered = await send(enterReports);
     expect(entered.status).toBe(202);
     expect(entered.body).toMatchObject({ received: 2, accepted: 1, rejected: [{ index: 1, code: 'UNKNOWN_BEACON' }] });
     expect(entered.body.decisions.map((d: { trigger: string; outcome: string }) => [d.trigger, d.outcome])).toEqual([['zone_enter', 'offer_queued']]);
     expect(entered.body.decisions[0].trace.event.source).toBe('app_beacon');
-    // The same report again (a retry) counts once.
-    expect((await (await entered.resend()).json())).toMatchObject({ accepted: 0, duplicates: 1 });
+    // The very same signed request again is a replay, refused as for the boxes; a retry is signed anew and counts once.
+    const replay = await entered.resend();
+    expect([replay.statusCode, replay.json().error.code]).toEqual([409, 'REQUEST_REPLAYED']);
+    expect((await send(enterReports, { timestamp: clock.getTime() + 1 })).body).toMatchObject({ accepted: 0, duplicates: 1 });
 
     // The box hears the same phone: still one zone stay (two paths in it), one visit, one zone_enter decision.
     clock = new Date(START.getTime() + MIN);
@@ -471,6 +475,40 @@ describe.each(backends)('detection ingest on the %s backends', (backend) => {
     const withdrawn = await send([report('dwell', clock)]);
     expect([withdrawn.status, withdrawn.body.error.code]).toEqual([403, 'SIGNATURE_INVALID']);
     expect(await count('SELECT count(*)::int n FROM detections WHERE member_id = $1', [member])).toBe(before);
+  });
+
+  it("takes an app report's signature only in its canonical base64 spelling, and the same signed report once", async () => {
+    clock = START;
+    const box = await newStore();
+    const beacon = { uuid: 'f7826da6-4fa2-4e98-8024-bc5b71e0893e', major: 100 + seq, minor: 8 };
+    expect((await call('POST', `/stores/${box.storeId}/beacons`, { ...beacon, zoneId: box.zoneId })).status).toBe(201);
+    const member = await newMember(['ble_detection']);
+    const key = await keyOf(member);
+    const reports = [{ id: randomUUID(), kind: 'enter' as const, beacon, at: clock.toISOString(), rssi: -70 }];
+    // A moment whose signature holds a '+' or '/', so that its base64url spelling differs from it.
+    let r = appReportRequest({ identityKey: key.key, k: key.k }, member, reports, clock.getTime());
+    for (let t = clock.getTime() - 1; !/[+/]/.test(r.headers[HEADER_APP_SIGNATURE]); t--) {
+      r = appReportRequest({ identityKey: key.key, k: key.k }, member, reports, t);
+    }
+    const signature = r.headers[HEADER_APP_SIGNATURE];
+    const post = (spelled: string) =>
+      gw.app.inject({ method: 'POST', url: r.path, payload: r.body, headers: { ...r.headers, [HEADER_APP_SIGNATURE]: spelled } });
+    const spellings: Array<[string, string]> = [
+      ['without padding', signature.replace(/=+$/, '')],
+      ['in base64url', signature.replace(/\+/g, '-').replace(/\//g, '_')],
+      ['in base64url without padding', signature.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')],
+      ['with trailing junk', `${signature}AA`],
+      ['with more padding', `${signature}=`],
+    ];
+    for (const [what, spelled] of spellings) {
+      expect(Buffer.from(spelled, 'base64').equals(Buffer.from(signature, 'base64'))).toBe(true);
+      const res = await post(spelled);
+      expect({ what, status: res.statusCode, code: res.json().error?.code }).toEqual({ what, status: 403, code: 'SIGNATURE_INVALID' });
+    }
+    expect((await post(signature)).statusCode).toBe(202);
+    const again = await post(signature);
+    expect([again.statusCode, again.json().error.code]).toEqual([409, 'REQUEST_REPLAYED']);
+    expect(await count('SELECT count(*)::int n FROM detections WHERE member_id = $1', [member])).toBe(1);
   });
 
   it('resumes a zone stay when a rotated EID enters just after the old one left, deciding no second entry', async () => {

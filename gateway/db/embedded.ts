@@ -5,6 +5,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, preparePrivateDataDir, tightenTree } from '../data-dir.js';
 import { poolDatabase, type Database } from './database.js';
 
 // PGlite is one backend session. The socket server multiplexes its connections onto that session message by
@@ -16,14 +17,14 @@ const CONNECTIONS = 1;
 
 function takeLock(lockFile: string): () => void {
   try {
-    fs.writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
+    fs.writeFileSync(lockFile, String(process.pid), { flag: 'wx', mode: PRIVATE_FILE_MODE });
   } catch {
     const holder = Number(fs.readFileSync(lockFile, 'utf8'));
     // This process counts too: two PGlite instances on one directory would corrupt it just the same.
     if (holder && isAlive(holder)) {
       throw new Error(`the embedded database in ${path.dirname(lockFile)} is in use by process ${holder}`);
     }
-    fs.writeFileSync(lockFile, String(process.pid)); // stale lock from a process that is gone
+    fs.writeFileSync(lockFile, String(process.pid), { mode: PRIVATE_FILE_MODE }); // stale lock from a process that is gone
   }
   return () => fs.rmSync(lockFile, { force: true });
 }
@@ -39,7 +40,8 @@ function isAlive(pid: number): boolean {
 
 export async function openEmbedded(dataDir: string, schema: string): Promise<Database> {
   const dbDir = path.join(dataDir, 'pgdata');
-  fs.mkdirSync(dbDir, { recursive: true });
+  preparePrivateDataDir(dataDir);
+  fs.mkdirSync(dbDir, { recursive: true, mode: PRIVATE_DIR_MODE });
   const unlock = takeLock(path.join(dataDir, 'embedded-db.lock'));
   // Unix socket in a fresh 0700 directory: only this user can reach the database, and no TCP port is taken.
   const socketDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgw-'));
@@ -47,6 +49,9 @@ export async function openEmbedded(dataDir: string, schema: string): Promise<Dat
   let server: PGLiteSocketServer | undefined;
   try {
     db = await PGlite.create(dbDir);
+    // PGlite unpacks a new database's files 0666 and rewrites a few at each start 0644; PostgreSQL makes its
+    // own files 0600 afterwards. So once more, now that it has started.
+    tightenTree(dbDir);
     server = new PGLiteSocketServer({ db, path: path.join(socketDir, '.s.PGSQL.5432'), maxConnections: CONNECTIONS + 1 });
     await server.start();
     const pool = new pg.Pool({ host: socketDir, port: 5432, user: 'postgres', database: 'postgres', max: CONNECTIONS });

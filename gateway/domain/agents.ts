@@ -159,14 +159,21 @@ export class AgentVerifier {
  */
 export async function authenticateAgent(tx: Sql, req: SignedRequest, now: Date): Promise<Agent> {
   const agent = await verifyAgent(tx, req, now);
-  await rememberRequest(tx, agent.id, req.signature, now);
+  await rememberRequest(tx, { agentId: agent.id }, req.signature, now);
   return agent;
 }
 
-/** Refuses a signature seen before; otherwise remembers it (in the caller's transaction). */
-export async function rememberRequest(tx: Sql, agentId: string, signature: string, now: Date): Promise<void> {
+/**
+ * Refuses a signature seen before, 409 REQUEST_REPLAYED; otherwise remembers it (in the caller's transaction).
+ * The sender is a box, or a member's app for its beacon reports.
+ */
+export async function rememberRequest(tx: Sql, sender: { agentId: string } | { memberId: string }, signature: string, now: Date): Promise<void> {
+  const [agentId, memberId] = 'agentId' in sender ? [sender.agentId, null] : [null, sender.memberId];
   // seen_at on the gateway's clock, the clock the staleness check and the purge use.
-  const fresh = await tx.query('INSERT INTO agent_requests (signature, agent_id, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1', [signature, agentId, now]);
+  const fresh = await tx.query(
+    'INSERT INTO agent_requests (signature, agent_id, member_id, seen_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING 1',
+    [signature, agentId, memberId, now],
+  );
   if (fresh.length === 0) throw new AppError('REQUEST_REPLAYED', 'this signed request was already received');
 }
 

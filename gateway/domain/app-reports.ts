@@ -11,7 +11,7 @@ import { currentConsent } from './consents.js';
 import type { Decision } from './decide.js';
 import { queueDeliveries } from './deliveries.js';
 import type { Deps } from './deps.js';
-import { checkFresh } from './agents.js';
+import { checkFresh, rememberRequest } from './agents.js';
 import { applyTransitions, updateZonePresence, type Resolved } from './detections.js';
 import { getMember } from './members.js';
 
@@ -70,6 +70,8 @@ export async function reportBeacons(
       throw new AppError('SIGNATURE_INVALID', 'x-app-signature does not match this request (or the member holds no key to sign with)');
     }
     checkFresh(signed.timestamp, now);
+    // The same signed report twice is a replay, as for the boxes (a retry is signed anew and counts once).
+    await rememberRequest(tx, { memberId }, signed.signature, now);
     // Then the member's row, so a withdrawal or erasure is wholly before or after this report, and the ledger.
     await tx.query('SELECT 1 FROM members WHERE id = $1 FOR UPDATE', [memberId]);
     await getMember(tx, memberId);

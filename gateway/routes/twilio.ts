@@ -7,6 +7,7 @@ import type { FastifyRequest } from 'fastify';
 import { handleInboundSms } from '../domain/consent-changes.js';
 import { applyStatusCallback } from '../domain/deliveries.js';
 import { STATUS_CALLBACK_PATH } from '../sms/open.js';
+import { checkWebhookParams, type FormParams } from '../sms/webhook-params.js';
 import type { Deps } from '../domain/deps.js';
 import { AppError } from '../errors.js';
 import { Strict, errors } from '../http/schemas.js';
@@ -15,16 +16,28 @@ const escapeXml = (s: string) => s.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(
 const twiml = (reply: string | null) =>
   `<?xml version="1.0" encoding="UTF-8"?><Response>${reply ? `<Message>${escapeXml(reply)}</Message>` : ''}</Response>`;
 
-/** The webhook's form parameters, if Twilio signed them for our public URL; otherwise 403 and nothing changes. */
-function signedParams(deps: Deps, req: FastifyRequest): Record<string, string> {
-  const params = (req.body ?? {}) as Record<string, string>;
+const FORM = /^application\/x-www-form-urlencoded\s*(;|$)/i;
+
+/**
+ * The webhook's form parameters, if Twilio signed them for our public URL (otherwise 403 and nothing changes)
+ * and each has the shape Twilio gives it (otherwise 400: see webhook-params.ts for why a signature is not enough).
+ */
+function signedParams<R extends string>(deps: Deps, req: FastifyRequest, required: readonly R[]) {
   const signature = req.headers['x-twilio-signature'];
-  const token = deps.config.twilio?.authToken;
-  const url = `${deps.config.publicUrl}${req.url}`;
-  if (!token || typeof signature !== 'string' || !twilio.validateRequest(token, signature, url, params)) {
+  const twilioConfig = deps.config.twilio;
+  if (!twilioConfig || typeof signature !== 'string' || signature === '') {
     throw new AppError('SIGNATURE_INVALID', 'X-Twilio-Signature is missing or does not match this request');
   }
-  return params;
+  // Twilio posts forms only; another body (JSON) would be read as parameters it never signed as such.
+  if (!FORM.test(req.headers['content-type'] ?? '')) {
+    throw new AppError('UNSUPPORTED_MEDIA_TYPE', "Twilio's webhooks take application/x-www-form-urlencoded bodies only");
+  }
+  const params = (req.body ?? {}) as FormParams;
+  const url = `${deps.config.publicUrl}${req.url}`;
+  if (!twilio.validateRequest(twilioConfig.authToken, signature, url, params as Record<string, string>)) {
+    throw new AppError('SIGNATURE_INVALID', 'X-Twilio-Signature is missing or does not match this request');
+  }
+  return checkWebhookParams(params, twilioConfig.accountSid, required);
 }
 
 const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
@@ -34,12 +47,10 @@ const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
     schema: {
       tags: ['deliveries'],
       summary: "Twilio status callback for an SMS we sent (signed): moves the delivery forward, never back",
-      response: { ...errors(403) },
+      response: { ...errors(400, 403, 415) },
     },
   }, async (req, reply) => {
-    const params = signedParams(deps, req);
-    const { MessageSid: messageSid, MessageStatus: status, ErrorCode: errorCode } = params;
-    if (!messageSid || !status) throw new AppError('VALIDATION_FAILED', 'body/MessageSid and body/MessageStatus are required');
+    const { MessageSid: messageSid, MessageStatus: status, ErrorCode: errorCode } = signedParams(deps, req, ['MessageSid', 'MessageStatus']);
     // The signed URL carries our delivery id (?d=), which finds a delivery whose provider id is not stored yet.
     const reference = typeof (req.query as Record<string, unknown>).d === 'string' ? (req.query as Record<string, string>).d : undefined;
     await applyStatusCallback(deps, { messageSid, status, ...(errorCode ? { errorCode } : {}), ...(reference ? { reference } : {}) }, deps.now());
@@ -52,12 +63,10 @@ const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
     schema: {
       tags: ['consent'],
       summary: 'Twilio inbound SMS webhook (form-encoded, signed with X-Twilio-Signature); answers with TwiML',
-      response: { ...errors(403) },
+      response: { ...errors(400, 403, 415) },
     },
   }, async (req, reply) => {
-    const params = signedParams(deps, req);
-    const { MessageSid: messageSid, From: from, Body: body } = params;
-    if (!messageSid || !from) throw new AppError('VALIDATION_FAILED', 'body/MessageSid and body/From are required');
+    const { MessageSid: messageSid, From: from, Body: body } = signedParams(deps, req, ['MessageSid', 'From']);
     const text = await handleInboundSms(deps, { messageSid, from, body: body ?? '' }, deps.now());
     // TwiML is XML, not JSON: sent as the string it is.
     return reply.type('text/xml').send(twiml(text) as never);

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../data-dir.js';
 import type { SmsSender } from './sender.js';
 
 export function outboxSender(dataDir: string, now: () => Date = () => new Date()): SmsSender & { file: string } {
@@ -11,8 +12,9 @@ export function outboxSender(dataDir: string, now: () => Date = () => new Date()
     file,
     async send(message) {
       const providerId = `outbox-${randomUUID()}`;
-      await fs.mkdir(dataDir, { recursive: true });
-      await fs.appendFile(file, JSON.stringify({ id: providerId, at: now().toISOString(), ...message }) + '\n');
+      // Phones, sign-up codes and coupon codes: for the gateway's user alone (see data-dir.ts).
+      await fs.mkdir(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE });
+      await fs.appendFile(file, JSON.stringify({ id: providerId, at: now().toISOString(), ...message }) + '\n', { mode: PRIVATE_FILE_MODE });
       return { providerId };
     },
     async findSent({ to, body }) {

@@ -7,12 +7,13 @@ import type { Gateway } from '../../gateway/runtime.js';
 
 export async function replySms(gw: Gateway, from: string, body: string, messageSid = `SM${randomUUID().replace(/-/g, '')}`) {
   const token = gw.deps.config.twilio?.authToken;
-  if (!token) {
+  const accountSid = gw.deps.config.twilio?.accountSid;
+  if (!token || !accountSid) {
     const res = await gw.app.inject({ method: 'POST', url: '/dev/sms/inbound', payload: { from, body } });
     return { status: res.statusCode, reply: res.json().reply as string | null };
   }
   const path = '/webhooks/twilio/sms';
-  const params = { MessageSid: messageSid, From: from, To: '+14155550100', Body: body, NumMedia: '0' };
+  const params = { AccountSid: accountSid, MessageSid: messageSid, From: from, To: '+14155550100', Body: body, NumMedia: '0' };
   const signature = twilio.getExpectedTwilioSignature(token, `${gw.deps.config.publicUrl}${path}`, params);
   const res = await gw.app.inject({
     method: 'POST', url: path, payload: new URLSearchParams(params).toString(),

@@ -1,11 +1,13 @@
 import type { Config } from '../config.js';
+import { withinCountries } from './countries.js';
 import { outboxSender } from './outbox.js';
 import type { SmsSender } from './sender.js';
 import { twilioSender } from './twilio.js';
 
 export const STATUS_CALLBACK_PATH = '/webhooks/twilio/status';
 
-/** Twilio when credentials are configured, otherwise the local outbox file. */
+/** Twilio when credentials are configured, otherwise the local outbox file; either texts SMS_COUNTRIES only. */
 export function openSmsSender(config: Config): SmsSender {
-  return config.twilio ? twilioSender(config.twilio, `${config.publicUrl}${STATUS_CALLBACK_PATH}`) : outboxSender(config.dataDir);
+  const sender = config.twilio ? twilioSender(config.twilio, `${config.publicUrl}${STATUS_CALLBACK_PATH}`) : outboxSender(config.dataDir);
+  return withinCountries(sender, config.smsCountries);
 }

@@ -26,3 +26,7 @@ CREATE TABLE signup_code_hours (
 -- UNUSED_MEMBER_DAYS; an operator's records are the operator's to keep.
 ALTER TABLE members ADD COLUMN joined_via text NOT NULL DEFAULT 'operator' CHECK (joined_via IN ('operator', 'app'));
 CREATE INDEX members_unused_candidates ON members (created_at) WHERE joined_via = 'app' AND phone_e164 IS NULL;
+-- The purge looks for rows naming each candidate in every member table; these three had no index to look with.
+CREATE INDEX deliveries_member ON deliveries (member_id);
+CREATE INDEX inbound_sms_member ON inbound_sms (member_id) WHERE member_id IS NOT NULL;
+CREATE INDEX identity_key_changes_member ON identity_key_changes (member_id);

@@ -64,6 +64,9 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = toHttpError(err);
     if (status >= 500) req.log.error({ err }, 'request failed');
+    // A refusal that says when to come back says it in the standard header too.
+    const retryAfter = body.error.details?.retryAfterSeconds;
+    if (typeof retryAfter === 'number') void reply.header('retry-after', retryAfter);
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) =>

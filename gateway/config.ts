@@ -1,6 +1,7 @@
 // The one place that reads the environment. Everything else receives a typed Config.
 import { createECDH } from 'node:crypto';
 import path from 'node:path';
+import { isSupportedCountry, parsePhoneNumberFromString } from 'libphonenumber-js/max';
 
 export type Role = 'all' | 'api' | 'worker';
 
@@ -12,6 +13,19 @@ export interface TwilioConfig {
   from?: string;
   /** Replaces https://api.twilio.com, e.g. a stand-in server on 127.0.0.1. */
   apiUrl?: string;
+}
+
+/** Sign-up abuse limits; every count is kept in PostgreSQL, so it holds across gateways. */
+export interface SignupLimits {
+  /** Sign-ups with a phone (each a code by SMS, or none to an enrolled number) per number in any hour, and in any day. */
+  codesPerNumberPerHour: number;
+  codesPerNumberPerDay: number;
+  /** Sign-ups with a phone in each clock hour, all numbers together: the budget of verification texts. */
+  codesPerHour: number;
+  /** Sign-ups without a phone per address in any 24 hours. */
+  withoutPhonePerAddressPerDay: number;
+  /** A member who signed up without a phone and never used the programme is deleted this many days after. */
+  unusedMemberDays: number;
 }
 
 export interface PushConfig {
@@ -111,6 +125,9 @@ export interface Config {
   smsRatePerSecond: number;
   geofenceLimits: GeofenceLimits;
   http: HttpLimits;
+  /** ISO 3166 alpha-2 countries whose numbers the gateway may text; every SMS to another is refused. */
+  smsCountries: readonly string[];
+  signupLimits: SignupLimits;
 }
 
 export class ConfigError extends Error {
@@ -297,6 +314,14 @@ export function loadConfig(env: Env = process.env): Config {
     smsRatePerSecond: smsRate(env),
     geofenceLimits: geofenceLimits(env),
     http: httpLimits(env),
+    smsCountries: smsCountries(env),
+    signupLimits: {
+      codesPerNumberPerHour: integer(env, 'SIGNUP_CODES_PER_NUMBER_PER_HOUR', 3, 1, 1_000_000),
+      codesPerNumberPerDay: integer(env, 'SIGNUP_CODES_PER_NUMBER_PER_DAY', 5, 1, 1_000_000),
+      codesPerHour: integer(env, 'SIGNUP_CODES_PER_HOUR', 1000, 1, 10_000_000),
+      withoutPhonePerAddressPerDay: integer(env, 'SIGNUP_WITHOUT_PHONE_PER_ADDRESS_PER_DAY', 20, 1, 10_000_000),
+      unusedMemberDays: integer(env, 'UNUSED_MEMBER_DAYS', 30, 1, 3650),
+    },
   };
 }
 
@@ -314,6 +339,30 @@ function httpLimits(env: Env): HttpLimits {
     throw new ConfigError('HTTP_HEADERS_TIMEOUT_MS', `must not exceed HTTP_REQUEST_TIMEOUT_MS (${limits.requestTimeoutMs})`);
   }
   return limits;
+}
+
+/**
+ * SMS_COUNTRIES, else the sender's country: TWILIO_FROM's, or for the local outbox US (the country of the
+ * walk-through's numbers). A messaging service's senders may be in any country: it needs SMS_COUNTRIES.
+ */
+function smsCountries(env: Env): string[] {
+  const raw = text(env, 'SMS_COUNTRIES');
+  if (raw !== undefined) {
+    const list = raw.split(',').map((c) => c.trim().toUpperCase()).filter(Boolean);
+    for (const c of list) {
+      if (!/^[A-Z]{2}$/.test(c) || !isSupportedCountry(c)) {
+        throw new ConfigError('SMS_COUNTRIES', `must be ISO 3166 alpha-2 country codes, comma-separated, such as US,CA; got "${c}"`);
+      }
+    }
+    if (list.length === 0) throw new ConfigError('SMS_COUNTRIES', 'must name at least one country');
+    return [...new Set(list)];
+  }
+  if (text(env, 'TWILIO_ACCOUNT_SID') === undefined) return ['US'];
+  const from = text(env, 'TWILIO_FROM');
+  if (from === undefined) throw new ConfigError('SMS_COUNTRIES', 'is required with TWILIO_MESSAGING_SERVICE_SID (its senders may be in any country)');
+  const country = parsePhoneNumberFromString(from)?.country;
+  if (!country) throw new ConfigError('SMS_COUNTRIES', `is required: the country of TWILIO_FROM ${from} cannot be told`);
+  return [country];
 }
 
 /** Carriers' throughput per sending number type (US): a long code 1 message/s, toll-free 3, a short code 100. */

@@ -7,7 +7,8 @@ import { openDatabase } from './db/open.js';
 import { requeueStranded, sendSmsJob, sendSystemSmsJob } from './domain/deliveries.js';
 import { purgeAgentRequests } from './domain/agents.js';
 import { closeStaleZonePresence } from './domain/detections.js';
-import { purgeExpired } from './domain/privacy.js';
+import { purgeLimits } from './domain/limits.js';
+import { purgeExpired, purgeUnusedMembers } from './domain/privacy.js';
 import { sendPushJob } from './domain/push-deliveries.js';
 import { purgeSignups, sendSignupCodeJob } from './domain/signups.js';
 import type { Deps } from './domain/deps.js';
@@ -49,7 +50,9 @@ export async function startGateway(config: Config, options: { now?: () => Date }
           const signatures = await purgeAgentRequests(deps.db, deps.now());
           const zoneStaysClosed = await closeStaleZonePresence(deps.db, deps.now());
           await purgeSignups(deps.db, deps.now());
-          app.log.info({ purged, signatures, zoneStaysClosed, retentionDays: config.retentionDays }, 'retention purge');
+          const limits = await purgeLimits(deps.db, deps.now());
+          const unusedMembers = await purgeUnusedMembers(deps.db, deps.now(), config.signupLimits.unusedMemberDays);
+          app.log.info({ purged, signatures, zoneStaysClosed, limits, unusedMembers, retentionDays: config.retentionDays }, 'retention purge');
         },
       });
       await deps.queue.repeat('retention.purge', {}, RETENTION_EVERY_MS);

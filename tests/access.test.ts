@@ -176,6 +176,7 @@ const ROUTES: Record<string, Row> = {
   'POST /admin/retention/run': { allowed: ['administrator'], own: () => ({ url: '/admin/retention/run' }) },
   'GET /admin/drops': { allowed: ['administrator'], own: () => ({ url: '/admin/drops' }) },
   'GET /admin/push-counters': { allowed: ['administrator'], own: () => ({ url: '/admin/push-counters' }) },
+  'GET /admin/sms-limits': { allowed: ['administrator'], own: () => ({ url: '/admin/sms-limits' }) },
 
   'POST /agents': { allowed: ['administrator'], own: (w) => ({ url: '/agents', payload: { storeId: w.storeA, name: 'box' } }) },
   'GET /agents/:id': { allowed: ['administrator'], own: (w) => ({ url: `/agents/${w.agentA}` }) },

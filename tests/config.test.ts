@@ -31,6 +31,17 @@ describe('loadConfig', () => {
     });
   });
 
+  it('texts the sender\'s country unless SMS_COUNTRIES says otherwise', () => {
+    const twilio = { TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: 't' };
+    expect(loadConfig({}).smsCountries).toEqual(['US']);
+    expect(loadConfig({ ...twilio, TWILIO_FROM: '+14155550100' }).smsCountries).toEqual(['US']);
+    expect(loadConfig({ ...twilio, TWILIO_FROM: '+447400123456' }).smsCountries).toEqual(['GB']);
+    expect(loadConfig({ ...twilio, TWILIO_MESSAGING_SERVICE_SID: MG, SMS_COUNTRIES: 'us, ca,US' }).smsCountries).toEqual(['US', 'CA']);
+    expect(loadConfig({}).signupLimits).toEqual({
+      codesPerNumberPerHour: 3, codesPerNumberPerDay: 5, codesPerHour: 1000, withoutPhonePerAddressPerDay: 20, unusedMemberDays: 30,
+    });
+  });
+
   it('treats blank values as unset', () => {
     expect(loadConfig({ DATABASE_URL: '  ', PORT: '' }).databaseUrl).toBeUndefined();
   });
@@ -56,6 +67,13 @@ describe('loadConfig', () => {
     [{ TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: 't', TWILIO_FROM: '4155550100' }, 'TWILIO_FROM', /E\.164/],
     [{ TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: 't', TWILIO_MESSAGING_SERVICE_SID: 'MG1' }, 'TWILIO_MESSAGING_SERVICE_SID', /32 hex/],
     [{ TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: 't', TWILIO_FROM: '+14155550100', TWILIO_API_URL: 'ftp://x' }, 'TWILIO_API_URL', /http/],
+    [{ TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: 't', TWILIO_MESSAGING_SERVICE_SID: MG }, 'SMS_COUNTRIES', /required with TWILIO_MESSAGING_SERVICE_SID/],
+    [{ TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: 't', TWILIO_FROM: '+15555550100' }, 'SMS_COUNTRIES', /cannot be told/],
+    [{ SMS_COUNTRIES: 'US,XX' }, 'SMS_COUNTRIES', /alpha-2/],
+    [{ SMS_COUNTRIES: 'USA' }, 'SMS_COUNTRIES', /alpha-2/],
+    [{ SMS_COUNTRIES: ' , ' }, 'SMS_COUNTRIES', /at least one/],
+    [{ SIGNUP_CODES_PER_NUMBER_PER_HOUR: '0' }, 'SIGNUP_CODES_PER_NUMBER_PER_HOUR', /between 1/],
+    [{ UNUSED_MEMBER_DAYS: 'soon' }, 'UNUSED_MEMBER_DAYS', /whole number/],
   ];
 
   it.each(bad)('refuses %j naming %s', (env, variable, problem) => {

@@ -127,7 +127,7 @@ export async function handleCheckin(deps: Deps, input: CheckinInput): Promise<Ch
       },
       ...presence.filter((e) => listened.has(`${e.kind}|${e.geofenceId}`)),
     ];
-    const context = await memberContext(tx, member, consent, input.at, prepared);
+    const context = await memberContext(tx, member, consent, input.at, prepared, deps.config.smsCountries);
     const decisions: Decision[] = [];
     const deliveryIds: string[] = [];
     for (const event of events) {

@@ -11,6 +11,7 @@ import { appendConsent, currentConsent, type ConsentRecord, type NewConsentEvent
 import type { Deps } from './deps.js';
 import { destroyIdentityKey, issueIdentityKey } from './eid-registry.js';
 import { endZoneStays } from './visits.js';
+import { COUNTRY_NOT_ALLOWED, mayText } from '../sms/countries.js';
 import { getMember, normalizePhone, type Member } from './members.js';
 
 /** What a member (or staff, or the API) asks for: a ledger event, but never a bare 'request'. */
@@ -47,6 +48,9 @@ export async function changeConsent(deps: Deps, memberId: string, change: Consen
     if (doubleOptIn && !member.phone) {
       throw new AppError('PHONE_REQUIRED', `member ${memberId} has no phone number to confirm ${change.purpose} on`);
     }
+    if (doubleOptIn && member.phone && !mayText(deps.config.smsCountries, member.phone)) {
+      throw new AppError(COUNTRY_NOT_ALLOWED, `member ${memberId}'s number is outside SMS_COUNTRIES: no text can confirm ${change.purpose}`);
+    }
     // Granting what is already confirmed changes nothing and asks nothing: no second "Reply YES" text.
     if (doubleOptIn && (await currentConsent(tx, memberId))[change.purpose].granted) return { event: null, confirm: null };
     const event = await record(deps, tx, member, { ...change, action: doubleOptIn ? 'request' : change.action });
@@ -55,7 +59,7 @@ export async function changeConsent(deps: Deps, memberId: string, change: Consen
   if (confirm && event) {
     await deps.queue.enqueue(
       'sms.system',
-      { memberId: confirm.id, text: optInConfirmationRequest(programInfo(deps)), onlyWhilePending: 'sms_marketing' },
+      { memberId: confirm.id, text: optInConfirmationRequest(programInfo(deps)), onlyWhilePending: 'sms_marketing', ref: `optin-${event.id}` },
       { jobId: `optin-${event.id}` },
     );
   }

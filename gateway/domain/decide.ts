@@ -8,6 +8,7 @@ import { CHANNEL_PURPOSE, checkConsent, isQuiet, nextAllowed } from '../../conse
 import type { Sql } from '../db/database.js';
 import { allianceCandidates, reserveOffer, type Candidates, type Reserved } from './alliance.js';
 import { newCouponCode } from './coupons.js';
+import { COUNTRY_NOT_ALLOWED, mayText } from '../sms/countries.js';
 import type { Deps } from './deps.js';
 import { composeSms } from './messages.js';
 import type { Member } from './members.js';
@@ -97,7 +98,9 @@ const RFM_CONDITIONS = ['rfmSegments', 'valueTiers', 'minRecencyScore', 'minFreq
  * What the engine needs to know of the member, read inside the decision's transaction. The RFM profile (an
  * aggregate over the member's redemptions) and the push devices are read only when one of the campaigns can use them.
  */
-export async function memberContext(db: Sql, member: Member, consent: ConsentState, before: Date, prepared: PreparedCampaigns): Promise<MemberContext> {
+export async function memberContext(
+  db: Sql, member: Member, consent: ConsentState, before: Date, prepared: PreparedCampaigns, smsCountries: readonly string[],
+): Promise<MemberContext> {
   const withRfm = prepared.campaigns.some((c) => RFM_CONDITIONS.some((k) => c.audience[k] !== undefined));
   const withPush = prepared.campaigns.some((c) => c.channels.includes('push'));
   const [facts] = await db.query<{ tier: string | null; tags: string[]; home_store_id: string | null }>(
@@ -117,7 +120,9 @@ export async function memberContext(db: Sql, member: Member, consent: ConsentSta
       WHERE c.member_id = $1 ORDER BY r.redeemed_at DESC`,
     [member.id],
   );
-  const channels: Channel[] = member.phone && checkConsent(consent, ['sms_marketing']).allowed ? ['sms'] : [];
+  // SMS needs the consent and a number the gateway may text (SMS_COUNTRIES).
+  const textable = member.phone !== null && mayText(smsCountries, member.phone);
+  const channels: Channel[] = textable && checkConsent(consent, ['sms_marketing']).allowed ? ['sms'] : [];
   // Push needs its own consent and at least one of the member's devices subscribed.
   if (withPush && checkConsent(consent, ['push_marketing']).allowed && (await hasPushSubscription(db, member.id, before))) channels.push('push');
   return {
@@ -158,7 +163,7 @@ const ORDER = [
   'dwell', 'pass_by', 'closed', 'audience', 'channel', 'member_cap', 'cooldown', 'contact_limit', 'budget',
 ];
 
-function whyNot(candidates: CandidateTrace[], consent: ConsentState, member: Member): { outcome: Outcome; reason: string } {
+function whyNot(candidates: CandidateTrace[], consent: ConsentState, member: Member, smsCountries: readonly string[]): { outcome: Outcome; reason: string } {
   let furthest = -1;
   for (const c of candidates) furthest = Math.max(furthest, ORDER.indexOf(c.failed?.condition ?? ''));
   const condition = ORDER[furthest];
@@ -169,6 +174,7 @@ function whyNot(candidates: CandidateTrace[], consent: ConsentState, member: Mem
       const open = checkConsent(consent, [CHANNEL_PURPOSE[channel]]);
       if (!open.allowed) return { outcome: 'not_sent', reason: open.reason };
       if (channel === 'sms' && !member.phone) return { outcome: 'not_sent', reason: 'NO_PHONE' };
+      if (channel === 'sms' && !mayText(smsCountries, member.phone!)) return { outcome: 'not_sent', reason: COUNTRY_NOT_ALLOWED };
       if (channel === 'push') return { outcome: 'not_sent', reason: 'NO_PUSH_SUBSCRIPTION' };
     }
   }
@@ -212,7 +218,7 @@ export async function decide(
   const base = { memberId: member.id, trigger: event.kind, checkinId: input.checkinId, at: event.at, trace };
   const chosen = evaluation.chosen;
   if (!chosen) {
-    const { outcome, reason } = whyNot(evaluation.candidates, consent, member);
+    const { outcome, reason } = whyNot(evaluation.candidates, consent, member, deps.config.smsCountries);
     return { decision: await insertDecision(tx, { ...base, outcome, reasonCode: reason }), deliveryId: null };
   }
   const campaign = prepared.campaigns.find((c) => c.id === chosen.campaignId)!;

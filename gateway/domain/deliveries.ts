@@ -9,6 +9,8 @@ import { recordCarrierOptOut } from './consent-changes.js';
 import { currentConsent } from './consents.js';
 import type { Deps } from './deps.js';
 import { countDrops } from './privacy.js';
+import { takeOptInRequest } from './limits.js';
+import { COUNTRY_NOT_ALLOWED, mayText } from '../sms/countries.js';
 
 export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'delivered' | 'undelivered' | 'failed' | 'cancelled';
 
@@ -127,6 +129,7 @@ export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: strin
   const consent = checkConsent(await currentConsent(db, row.member_id), ['sms_marketing']);
   if (!consent.allowed) return finish(db, row.id, 'cancelled', { reason: consent.reason });
   if (!row.phone_e164) return finish(db, row.id, 'cancelled', { reason: 'NO_PHONE' });
+  if (!mayText(deps.config.smsCountries, row.phone_e164)) return finish(db, row.id, 'cancelled', { reason: COUNTRY_NOT_ALLOWED });
   const now = deps.now();
   if (now.getTime() >= row.fresh_until.getTime()) return dropStale(db, row.id, now);
   if (isQuiet(now, row.time_zone)) {
@@ -186,11 +189,15 @@ export async function requeueStranded(deps: Deps): Promise<number> {
 }
 
 /** Programme messages (opt-in request and the like) go to the member's number, if they still have one. */
-export async function sendSystemSmsJob(deps: Deps, { memberId, text, onlyWhilePending }: JobPayloads['sms.system']): Promise<void> {
+export async function sendSystemSmsJob(deps: Deps, { memberId, text, onlyWhilePending, ref }: JobPayloads['sms.system']): Promise<void> {
   const [member] = await deps.db.query<{ phone_e164: string | null }>('SELECT phone_e164 FROM members WHERE id = $1', [memberId]);
   if (!member?.phone_e164) return; // erased, or the number was removed: nothing to send to
   // A STOP (or a YES) that arrived while the opt-in request waited answers it: the request is not sent.
   if (onlyWhilePending && !(await currentConsent(deps.db, memberId))[onlyWhilePending].pending) return;
+  // One opt-in request per number in 24 hours, however often the member (or whoever holds their token) grants
+  // again: the one already sent can still be answered YES.
+  const phone = member.phone_e164;
+  if (onlyWhilePending && !(await deps.db.transaction((tx) => takeOptInRequest(tx, phone, ref ?? `member-${memberId}`, deps.now())))) return;
   try {
     await deps.sms.send({ to: member.phone_e164, body: text });
   } catch (err) {

@@ -352,7 +352,7 @@ export async function applyTransitions(
     if (events.length === 0) continue;
     const member = await getMember(tx, memberId);
     const consent = await currentConsent(tx, memberId);
-    const context = await memberContext(tx, member, consent, events[0]!.at, prepared);
+    const context = await memberContext(tx, member, consent, events[0]!.at, prepared, deps.config.smsCountries);
     for (const event of events) {
       // An event uploaded late (the box was offline) still makes the visit, but its moment has passed.
       if (now.getTime() - event.at.getTime() > STALE_AFTER_MS) {

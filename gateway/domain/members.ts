@@ -82,16 +82,16 @@ export function isTimeZone(name: string): boolean {
 
 export async function createMember(
   db: Sql,
-  input: { phone?: string; timeZone?: string; externalRef?: string } & MemberFacts,
+  input: { phone?: string; timeZone?: string; externalRef?: string; joinedVia?: 'operator' | 'app' } & MemberFacts,
 ): Promise<Member> {
   const phone = input.phone === undefined ? null : normalizePhone(input.phone);
   const timeZone = input.timeZone ?? 'UTC';
   if (!isTimeZone(timeZone)) throw invalid({ field: 'body/timeZone', problem: `"${timeZone}" is not an IANA time zone` });
   await checkHomeStore(db, input);
   const rows = await db.query<MemberRow>(
-    `INSERT INTO members (phone_e164, time_zone, external_ref, tier, tags, home_store_id) VALUES ($1, $2, $3, $4, $5::text[], $6)
+    `INSERT INTO members (phone_e164, time_zone, external_ref, tier, tags, home_store_id, joined_via) VALUES ($1, $2, $3, $4, $5::text[], $6, $7)
      ON CONFLICT DO NOTHING RETURNING *`,
-    [phone, timeZone, input.externalRef ?? null, input.tier ?? null, input.tags ?? [], input.homeStoreId ?? null],
+    [phone, timeZone, input.externalRef ?? null, input.tier ?? null, input.tags ?? [], input.homeStoreId ?? null, input.joinedVia ?? 'operator'],
   );
   if (!rows[0]) {
     const taken = phone && (await db.query('SELECT 1 FROM members WHERE phone_e164 = $1', [phone])).length > 0;

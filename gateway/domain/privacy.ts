@@ -7,6 +7,7 @@ import type { Database, Sql } from '../db/database.js';
 import { AppError } from '../errors.js';
 import { appendConsent, currentConsent } from './consents.js';
 import { destroyIdentityKey } from './eid-registry.js';
+import { forgetNumber } from './limits.js';
 import { getMember } from './members.js';
 
 export type DropKind = 'checkin_no_location_consent' | 'detection_no_ble_consent' | 'detection_unresolved' | 'offer_stale';
@@ -83,6 +84,9 @@ export async function eraseMember(db: Database, memberId: string, now: Date): Pr
     for (const purpose of withdrawn) {
       await appendConsent(tx, memberId, { purpose, action: 'withdraw', source: 'api', actor: 'erasure', occurredAt: now });
     }
+    // The number's sign-up and opt-in counts say it was texted: they go with it.
+    const [phone] = await tx.query<{ phone_e164: string | null }>('SELECT phone_e164 FROM members WHERE id = $1', [memberId]);
+    if (phone?.phone_e164) await forgetNumber(tx, phone.phone_e164);
     // Evidence keeps what was decided and when; the network identity of the device goes.
     await tx.query('UPDATE consent_events SET ip = NULL, user_agent = NULL WHERE member_id = $1', [memberId]);
     await tx.query(
@@ -122,4 +126,26 @@ export async function purgeExpired(db: Database, now: Date, days: number): Promi
     );
     return { checkins: checkins.length, detections: detections.length, traces: traces.length };
   });
+}
+
+/**
+ * Members who signed up in the app without a phone and never used the programme, `days` after they joined:
+ * deleted with their app tokens. Never used: no row about them in any member table but their tokens (no
+ * consent ever given or asked, no check-in, detection, visit, decision, coupon, delivery, push device or EID
+ * key), no fact set by the operator (external ref, tier, tags, home store), not erased (an erased member's
+ * row keeps aggregates whole), and no token rotated (a rotation is use).
+ */
+export async function purgeUnusedMembers(db: Sql, now: Date, days: number): Promise<number> {
+  const unused = MEMBER_TABLES.filter((t) => t.table !== 'api_keys')
+    .map((t) => `AND NOT EXISTS (SELECT 1 FROM ${t.table} x WHERE x.${t.column} = m.id)`).join('\n        ');
+  const rows = await db.query(
+    `DELETE FROM members m
+      WHERE m.joined_via = 'app' AND m.phone_e164 IS NULL AND m.created_at < $1 AND m.erased_at IS NULL
+        AND m.external_ref IS NULL AND m.tier IS NULL AND m.tags = '{}' AND m.home_store_id IS NULL
+        ${unused}
+        AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.member_id = m.id AND k.replaced_by IS NOT NULL)
+      RETURNING 1`,
+    [new Date(now.getTime() - days * 86_400_000)],
+  );
+  return rows.length;
 }

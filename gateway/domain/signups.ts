@@ -8,28 +8,53 @@ import { issueApiKey } from './api-keys.js';
 import type { Deps } from './deps.js';
 import { createMember, normalizePhone, type Member } from './members.js';
 import { TerminalJobError } from '../queue/jobs.js';
+import { COUNTRY_NOT_ALLOWED, mayText } from '../sms/countries.js';
 import { SmsSendError } from '../sms/sender.js';
+import { countRefusedCode, takeSignupCode, takeSignupWithoutPhone } from './limits.js';
 
 export const SIGNUP_TTL_MS = 15 * 60_000;
 export const SIGNUP_MAX_ATTEMPTS = 5;
 
 const hashOf = (signupId: string, code: string) => createHash('sha256').update(`${signupId}:${code}`).digest();
 
-/** Starts a sign-up: a 6-digit code goes by SMS to a number not yet enrolled; to an enrolled one, nothing goes. */
+/**
+ * Starts a sign-up: a 6-digit code goes by SMS to a number not yet enrolled; to an enrolled one, nothing goes.
+ * Both take the same steps, counted alike against the number's limits and the hourly budget (SMS_LIMIT past
+ * them), so neither the answer nor its timing says which the number is.
+ */
 export async function startSignup(deps: Deps, input: { phone: string; timeZone: string }, now: Date): Promise<{ signupId: string; expiresAt: string }> {
   const phone = normalizePhone(input.phone);
-  const expiresAt = new Date(now.getTime() + SIGNUP_TTL_MS);
-  const [taken] = await deps.db.query('SELECT 1 FROM members WHERE phone_e164 = $1', [phone]);
-  const code = taken ? null : String(randomInt(0, 1_000_000)).padStart(6, '0');
-  const signupId = randomUUID();
-  await deps.db.query(
-    'INSERT INTO member_signups (id, phone_e164, time_zone, expires_at, code_hash) VALUES ($1, $2, $3, $4, $5)',
-    [signupId, phone, input.timeZone, expiresAt, code ? hashOf(signupId, code) : null],
-  );
-  if (code) {
-    await deps.queue.enqueue('sms.code', { signupId, text: `${deps.config.programName}: your sign-up code is ${code}. It expires in 15 minutes.` });
+  if (!mayText(deps.config.smsCountries, phone)) {
+    throw new AppError(COUNTRY_NOT_ALLOWED, `numbers of this country cannot be texted here (SMS_COUNTRIES: ${deps.config.smsCountries.join(', ')})`);
   }
+  const expiresAt = new Date(now.getTime() + SIGNUP_TTL_MS);
+  const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
+  const signupId = randomUUID();
+  try {
+    await deps.db.transaction(async (tx) => {
+      await takeSignupCode(tx, deps.config.signupLimits, phone, now);
+      const [taken] = await tx.query('SELECT 1 FROM members WHERE phone_e164 = $1', [phone]);
+      const hash = hashOf(signupId, code);
+      await tx.query(
+        'INSERT INTO member_signups (id, phone_e164, time_zone, expires_at, code_hash) VALUES ($1, $2, $3, $4, $5)',
+        [signupId, phone, input.timeZone, expiresAt, taken ? null : hash],
+      );
+    });
+  } catch (err) {
+    if (err instanceof AppError && err.code === 'SMS_LIMIT') await countRefusedCode(deps.db, now);
+    throw err;
+  }
+  // Queued alike: the job finds no code to send for an enrolled number.
+  await deps.queue.enqueue('sms.code', { signupId, text: `${deps.config.programName}: your sign-up code is ${code}. It expires in 15 minutes.` });
   return { signupId, expiresAt: expiresAt.toISOString() };
+}
+
+/** A member without a phone, from the public sign-up: at most SIGNUP_WITHOUT_PHONE_PER_ADDRESS_PER_DAY per address. */
+export async function signupWithoutPhone(deps: Deps, input: { timeZone: string; address: string }, now: Date): Promise<Member & { appToken: string }> {
+  return deps.db.transaction(async (tx) => {
+    await takeSignupWithoutPhone(tx, deps.config.signupLimits, input.address, now);
+    return createMemberWithAppToken(tx, { timeZone: input.timeZone, joinedVia: 'app' });
+  });
 }
 
 /** Finishes a sign-up with its code: the member and their first app token. */
@@ -48,7 +73,7 @@ export async function confirmSignup(db: Database, input: { signupId: string; cod
       return null;
     }
     await tx.query('DELETE FROM member_signups WHERE id = $1', [input.signupId]);
-    return createMemberWithAppToken(tx, { phone: s.phone_e164, timeZone: s.time_zone });
+    return createMemberWithAppToken(tx, { phone: s.phone_e164, timeZone: s.time_zone, joinedVia: 'app' });
   });
   if (!outcome) throw refuse();
   return outcome;
@@ -63,7 +88,9 @@ export async function createMemberWithAppToken(tx: Sql, input: Parameters<typeof
 
 /** The job that sends a sign-up's code, while the sign-up is still open. */
 export async function sendSignupCodeJob(deps: Deps, { signupId, text }: { signupId: string; text: string }): Promise<void> {
-  const [s] = await deps.db.query<{ phone_e164: string }>('SELECT phone_e164 FROM member_signups WHERE id = $1 AND expires_at > $2', [signupId, deps.now()]);
+  const [s] = await deps.db.query<{ phone_e164: string }>(
+    'SELECT phone_e164 FROM member_signups WHERE id = $1 AND expires_at > $2 AND code_hash IS NOT NULL', [signupId, deps.now()],
+  );
   if (!s) return;
   try {
     await deps.sms.send({ to: s.phone_e164, body: text });

@@ -5,7 +5,8 @@ export interface JobPayloads {
   'sms.send': { deliveryId: string };
   /** A programme message that is not marketing (opt-in request, confirmations): text fixed at enqueue. */
   /** `onlyWhilePending`: an opt-in request, sent only while that request still waits for an answer. */
-  'sms.system': { memberId: string; text: string; onlyWhilePending?: 'sms_marketing' };
+  /** `ref`: the opt-in request's own name, so its retries count once against the number's one request a day. */
+  'sms.system': { memberId: string; text: string; onlyWhilePending?: 'sms_marketing'; ref?: string };
   /** A sign-up's code, to the number being signed up (read from the sign-up row, which lives 15 minutes). */
   'sms.code': { signupId: string; text: string };
   /** Purge raw presence older than the retention period. */

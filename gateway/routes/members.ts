@@ -5,7 +5,7 @@ import { consentHistory, consentRecordView, consentStateView } from '../domain/c
 import { consentState } from '../../consent/index.js';
 import type { Deps } from '../domain/deps.js';
 import { getMember, isTimeZone, updateMemberFacts, type createMember } from '../domain/members.js';
-import { confirmSignup, createMemberWithAppToken, startSignup } from '../domain/signups.js';
+import { confirmSignup, createMemberWithAppToken, signupWithoutPhone, startSignup } from '../domain/signups.js';
 import { pastInstant } from '../domain/time.js';
 import { invalid } from '../errors.js';
 import { principalOf } from '../http/access.js';
@@ -129,7 +129,7 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
     config: { access: { public: "the members' app signs a member up (rate limited); facts are the operator's to set" } },
     schema: {
       tags: ['members'],
-      summary: "A member signs up from the app. Without a phone: the member and their app token at once (201). With one: a code goes to it by SMS (202), and POST /members/signup/confirm finishes; the answer is the same whether or not the number is enrolled already",
+      summary: "A member signs up from the app. Without a phone: the member and their app token at once (201). With one: a code goes to it by SMS (202), and POST /members/signup/confirm finishes; the answer is the same whether or not the number is enrolled already. Limits: SMS_LIMIT (429) past a number's codes per hour or day or the hourly budget, SMS_COUNTRY_NOT_ALLOWED outside SMS_COUNTRIES, RATE_LIMITED past the sign-ups without a phone per address per day",
       body: Strict({ phone: Type.Optional(Phone), timeZone: Type.Optional(TimeZone) }),
       response: {
         201: MemberCreated,
@@ -140,7 +140,7 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   }, async (req, reply) => {
     const timeZone = req.body.timeZone ?? 'UTC';
     if (!isTimeZone(timeZone)) throw invalid({ field: 'body/timeZone', problem: `"${timeZone}" is not an IANA time zone` });
-    if (req.body.phone === undefined) return reply.code(201).send(await withAppToken({ timeZone }));
+    if (req.body.phone === undefined) return reply.code(201).send(await signupWithoutPhone(deps, { timeZone, address: req.ip }, deps.now()));
     return reply.code(202).send(await startSignup(deps, { phone: req.body.phone, timeZone }, deps.now()));
   });
 

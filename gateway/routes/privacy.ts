@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Deps } from '../domain/deps.js';
 import { getMember } from '../domain/members.js';
-import { eraseMember, exportMember, purgeExpired } from '../domain/privacy.js';
+import { purgeLimits } from '../domain/limits.js';
+import { eraseMember, exportMember, purgeExpired, purgeUnusedMembers } from '../domain/privacy.js';
 import { IdParams, Instant, errors } from '../http/schemas.js';
 
 const privacy: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
@@ -55,10 +56,19 @@ const privacy: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
     config: { access: { roles: ['administrator'], scope: 'none' } },
     schema: {
       tags: ['privacy'],
-      summary: 'Purge raw check-ins, detections and trace positions older than RETENTION_DAYS now (it also runs hourly)',
-      response: { 200: Type.Object({ retentionDays: Type.Integer(), checkins: Type.Integer(), detections: Type.Integer(), traces: Type.Integer() }) },
+      summary: 'Purge raw check-ins, detections and trace positions older than RETENTION_DAYS, and members who signed up without a phone and never used the programme (UNUSED_MEMBER_DAYS), now (it also runs hourly)',
+      response: {
+        200: Type.Object({
+          retentionDays: Type.Integer(), checkins: Type.Integer(), detections: Type.Integer(), traces: Type.Integer(), unusedMembers: Type.Integer(),
+        }),
+      },
     },
-  }, async () => ({ retentionDays: deps.config.retentionDays, ...(await purgeExpired(deps.db, deps.now(), deps.config.retentionDays)) }));
+  }, async () => {
+    const now = deps.now();
+    const purged = await purgeExpired(deps.db, now, deps.config.retentionDays);
+    await purgeLimits(deps.db, now);
+    return { retentionDays: deps.config.retentionDays, ...purged, unusedMembers: await purgeUnusedMembers(deps.db, now, deps.config.signupLimits.unusedMemberDays) };
+  });
 
   app.get('/admin/drops', {
     config: { access: { roles: ['administrator'], scope: 'none' } },

@@ -6,6 +6,7 @@ import { Type } from 'typebox';
 import type { FastifyRequest } from 'fastify';
 import { handleInboundSms } from '../domain/consent-changes.js';
 import { applyStatusCallback } from '../domain/deliveries.js';
+import { mayText } from '../sms/countries.js';
 import { STATUS_CALLBACK_PATH } from '../sms/open.js';
 import { checkWebhookParams, type FormParams } from '../sms/webhook-params.js';
 import type { Deps } from '../domain/deps.js';
@@ -68,8 +69,8 @@ const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   }, async (req, reply) => {
     const { MessageSid: messageSid, From: from, Body: body } = signedParams(deps, req, ['MessageSid', 'From']);
     const text = await handleInboundSms(deps, { messageSid, from, body: body ?? '' }, deps.now());
-    // TwiML is XML, not JSON: sent as the string it is.
-    return reply.type('text/xml').send(twiml(text) as never);
+    // TwiML is XML, not JSON: sent as the string it is. A reply is an SMS too: none outside SMS_COUNTRIES.
+    return reply.type('text/xml').send(twiml(mayText(deps.config.smsCountries, from) ? text : null) as never);
   });
 
   // The embedded default's stand-in for a member's phone: replies go to the outbox like every SMS there.
@@ -84,7 +85,7 @@ const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
       },
     }, async (req) => {
       const text = await handleInboundSms(deps, { messageSid: `dev-${crypto.randomUUID()}`, ...req.body }, deps.now());
-      if (text) await deps.sms.send({ to: req.body.from, body: text });
+      if (text && mayText(deps.config.smsCountries, req.body.from)) await deps.sms.send({ to: req.body.from, body: text });
       return { reply: text };
     });
   }

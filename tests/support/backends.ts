@@ -30,7 +30,9 @@ export function isolatedConfig(backend: BackendName, env: Record<string, string>
   // Rate limits out of the way too, unless a test asks: every test request comes from one address.
   const base: Record<string, string> = {
     DATA_DIR: dataDir, LOG_LEVEL: 'silent', JOB_BACKOFF_MS: '20', SMS_RATE_PER_SECOND: '0',
-    RATE_LIMIT_PUBLIC_PER_MINUTE: '1000000', RATE_LIMIT_MEMBER_PER_MINUTE: '1000000', ...env,
+    RATE_LIMIT_PUBLIC_PER_MINUTE: '1000000', RATE_LIMIT_MEMBER_PER_MINUTE: '1000000',
+    // So are the sign-up limits; and the tests text American and French numbers.
+    SIGNUP_CODES_PER_HOUR: '1000000', SIGNUP_WITHOUT_PHONE_PER_ADDRESS_PER_DAY: '1000000', SMS_COUNTRIES: 'US,FR', ...env,
   };
   if (backend === 'real') {
     Object.assign(base, { DATABASE_URL: realUrls.databaseUrl!, DATABASE_SCHEMA: schema, REDIS_URL: realUrls.redisUrl!, QUEUE_PREFIX: prefix });

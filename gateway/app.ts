@@ -48,6 +48,9 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = toHttpError(err);
     if (status >= 500) req.log.error({ err }, 'request failed');
+    // Outages (503) and limits (429) say when to come back.
+    const retryAfter = body.error.details?.retryAfterSeconds;
+    if (typeof retryAfter === 'number' && !reply.hasHeader('retry-after')) void reply.header('retry-after', retryAfter);
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) =>

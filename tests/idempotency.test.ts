@@ -105,6 +105,15 @@ describe.each(backends)('Idempotency-Key on the %s backends', (backend) => {
     expect((await checkin(m, key, { accuracyM: 20 })).statusCode).toBe(202);
   });
 
+  it('is described as a header parameter of each idempotent operation', async () => {
+    const doc = (await gw.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    const ops = [doc.paths['/checkins'].post, doc.paths['/members/{id}/beacon-reports'].post, doc.paths['/members/{id}/consents'].post,
+      doc.paths['/members/{id}/push-subscriptions'].post, doc.paths['/members/{id}/push-subscriptions/{subscriptionId}'].delete, doc.paths['/members/{id}/erase'].post];
+    for (const op of ops) {
+      expect(op.parameters).toContainEqual(expect.objectContaining({ in: 'header', name: 'idempotency-key', required: false }));
+    }
+  });
+
   it('replays a consent change instead of recording it twice', async () => {
     const m = await newMember([]);
     const grant = () => gw.app.inject({

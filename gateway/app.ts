@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Deps } from './domain/deps.js';
 import { toHttpError } from './errors.js';
 import { installAccess, installRateLimits, type DeclaredRoute } from './http/access.js';
+import { installDrain } from './http/drain.js';
 import { validatorCompiler } from './http/validation.js';
 import access from './routes/access.js';
 import agents from './routes/agents.js';
@@ -31,7 +32,8 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: deps.config.logLevel === 'silent' ? false : { level: deps.config.logLevel },
     bodyLimit: BODY_LIMIT_BYTES,
-    return503OnClosing: true,
+    // While closing, requests still arriving on open connections get SHUTTING_DOWN from installDrain's hook.
+    return503OnClosing: false,
     // A slow or silent client is closed rather than held (see HttpLimits); the cap is set on the server below.
     connectionTimeout: limits.connectionTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
@@ -64,15 +66,16 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = toHttpError(err);
     if (status >= 500) req.log.error({ err }, 'request failed');
-    // A refusal that says when to come back says it in the standard header too.
+    // Outages (503) and limits (429) say when to come back.
     const retryAfter = body.error.details?.retryAfterSeconds;
-    if (typeof retryAfter === 'number') void reply.header('retry-after', retryAfter);
+    if (typeof retryAfter === 'number' && !reply.hasHeader('retry-after')) void reply.header('retry-after', retryAfter);
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) =>
     reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } }),
   );
 
+  installDrain(app);
   // Before any route: each declares who may call it, or the gateway does not start.
   const declared: DeclaredRoute[] = [];
   app.decorate('declaredRoutes', declared);
@@ -87,7 +90,9 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
         title: 'Proximity marketing gateway',
         version: '0.1.0',
         description: 'Consent-first presence, campaign decisions, offers by SMS and coupon redemption. Errors carry a stable `error.code`. '
-          + 'Authenticate with an API key (`Authorization: Bearer pmk....`); each operation names the roles that may call it.',
+          + 'Authenticate with an API key (`Authorization: Bearer pmk....`); each operation names the roles that may call it. '
+          + 'Member-app writes take an `Idempotency-Key` header to make retries safe. An outage of the database or the queue, and a '
+          + 'gateway shutting down, answer 503 (`DATABASE_UNAVAILABLE`, `QUEUE_UNAVAILABLE`, `SHUTTING_DOWN`) with `Retry-After`.',
       },
       components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: pmk.<id>.<secret>' } } },
     },

@@ -12,6 +12,7 @@ import { purgeExpired, purgeUnusedMembers } from './domain/privacy.js';
 import { sendPushJob } from './domain/push-deliveries.js';
 import { purgeSignups, sendSignupCodeJob } from './domain/signups.js';
 import type { Deps } from './domain/deps.js';
+import { purgeIdempotencyKeys } from './http/idempotency.js';
 import { openPushChannel } from './push/open.js';
 import { openQueue } from './queue/open.js';
 import { openSmsSender } from './sms/open.js';
@@ -23,6 +24,8 @@ export interface Gateway {
   deps: Deps;
   /** Stops HTTP, drains the worker, closes the queue and the database. */
   close(): Promise<void>;
+  /** On SIGTERM: not ready and refusing new requests at once, the listener closed after DRAIN_DELAY_MS, then close(). */
+  shutdown(): Promise<void>;
 }
 
 export async function startGateway(config: Config, options: { now?: () => Date } = {}): Promise<Gateway> {
@@ -52,7 +55,8 @@ export async function startGateway(config: Config, options: { now?: () => Date }
           await purgeSignups(deps.db, deps.now());
           const limits = await purgeLimits(deps.db, deps.now());
           const unusedMembers = await purgeUnusedMembers(deps.db, deps.now(), config.signupLimits.unusedMemberDays);
-          app.log.info({ purged, signatures, zoneStaysClosed, limits, unusedMembers, retentionDays: config.retentionDays }, 'retention purge');
+          const idempotencyKeys = await purgeIdempotencyKeys(deps.db, deps.now());
+          app.log.info({ purged, signatures, zoneStaysClosed, limits, unusedMembers, idempotencyKeys, retentionDays: config.retentionDays }, 'retention purge');
         },
       });
       await deps.queue.repeat('retention.purge', {}, RETENTION_EVERY_MS);
@@ -60,7 +64,16 @@ export async function startGateway(config: Config, options: { now?: () => Date }
       if (requeued > 0) app.log.info({ requeued }, 'queued deliveries without a job were queued again');
     }
     await app.ready();
-    return { app, deps, close: () => app.close() };
+    return {
+      app,
+      deps,
+      close: () => app.close(),
+      async shutdown() {
+        app.drain.draining = true;
+        await new Promise((resolve) => setTimeout(resolve, config.drainDelayMs));
+        await app.close();
+      },
+    };
   } catch (err) {
     await queue?.close().catch(() => {});
     await db.close().catch(() => {});

@@ -78,6 +78,11 @@ export interface Config {
   sendLeaseMs: number;
   /** Messages per second the SMS sender may send (the carrier's limit for the number type); 0 = no limit. */
   smsRatePerSecond: number;
+  /**
+   * Test only (fault tests): the process SIGKILLs itself right after the Nth decision with deliveries is
+   * committed and before its deliveries are queued; 0 = never.
+   */
+  testCrashAfterCommit: number;
 }
 
 export class ConfigError extends Error {
@@ -262,6 +267,7 @@ export function loadConfig(env: Env = process.env): Config {
     offerFreshnessS: integer(env, 'OFFER_FRESHNESS_S', 120, 5, 86_400),
     sendLeaseMs: integer(env, 'SEND_LEASE_MS', 30_000, 100, 600_000),
     smsRatePerSecond: smsRate(env),
+    testCrashAfterCommit: integer(env, 'TEST_CRASH_AFTER_COMMIT', 0, 0, 1_000_000),
   };
 }
 

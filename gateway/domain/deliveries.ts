@@ -167,8 +167,16 @@ export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: strin
 /** Queues the jobs of new deliveries, each on its channel's job (an SMS's is paced by the sender's rate; a push's is not). */
 export async function queueDeliveries(deps: Deps, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
+  crashHook(deps.config.testCrashAfterCommit);
   const rows = await deps.db.query<{ id: string; channel: 'sms' | 'push' }>('SELECT id, channel FROM deliveries WHERE id = ANY($1::uuid[])', [ids]);
   for (const r of rows) await enqueueDelivery(deps, r);
+}
+
+// Test only (TEST_CRASH_AFTER_COMMIT): every committed decision's deliveries come through queueDeliveries, so
+// dying here is a gateway lost between commit and enqueue, the window the reconciler must close.
+let commitsWithDeliveries = 0;
+function crashHook(afterCommits: number) {
+  if (afterCommits > 0 && ++commitsWithDeliveries >= afterCommits) process.kill(process.pid, 'SIGKILL');
 }
 
 function enqueueDelivery(deps: Deps, d: { id: string; channel: 'sms' | 'push' }): Promise<void> {

@@ -12,6 +12,7 @@ export async function bullmqQueue(redisUrl: string, prefix: string, policy: Retr
   const { concurrency = 8, pacedPerSecond = 0, lockMs = 30_000, enqueueTimeoutMs = 500 } = options;
   // Workers block on Redis, so their connections must never give up on a command (BullMQ's requirement).
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+  connection.on('error', () => {}); // reconnects by itself; readiness reports the outage
   await connection.connect();
   // Producers must not: a request that committed its decision answers without waiting out a Redis outage.
   // Without Redis a command fails at once (no offline queue), and one that hangs is given up after the timeout.
@@ -72,6 +73,7 @@ export async function bullmqQueue(redisUrl: string, prefix: string, policy: Retr
       };
       for (const [name, limiter] of [[QUEUE_NAMES.jobs, undefined], [QUEUE_NAMES.paced, pacedPerSecond > 0 ? { max: pacedPerSecond, duration: 1000 } : undefined]] as const) {
         const workerConnection = connection.duplicate();
+        workerConnection.on('error', () => {});
         workerConnections.push(workerConnection);
         const worker = new Worker(name, run, {
           connection: workerConnection, prefix, concurrency, lockDuration: lockMs, stalledInterval: lockMs, ...(limiter ? { limiter } : {}),

@@ -29,7 +29,8 @@ describe.each(backends)('sending once across worker deaths on the %s backends', 
 
   const env = () => ({
     TWILIO_ACCOUNT_SID: twilio.accountSid, TWILIO_AUTH_TOKEN: twilio.authToken, TWILIO_FROM: '+14155550100', TWILIO_API_URL: twilio.url,
-    JOB_LOCK_MS: '1000', SEND_LEASE_MS: '1500',
+    // A short lease, but one that leaves the Twilio client (timeout: 2/3 of it) time to answer on a loaded machine.
+    JOB_LOCK_MS: '1000', SEND_LEASE_MS: '6000',
   });
 
   const call = async (gw: Gateway, method: 'GET' | 'POST', url: string, payload?: object) => {

@@ -118,7 +118,8 @@ export interface Config {
   offerFreshnessS: number;
   /**
    * A delivery claimed for sending longer ago than this, and not recorded as sent, is taken for a dead
-   * worker's: the carrier is asked whether it went out before it is sent again. Longer than a carrier call.
+   * worker's: the carrier is asked whether it went out before it is sent again. Longer than a carrier call:
+   * the Twilio client gives up after twilioTimeoutMs(sendLeaseMs).
    */
   sendLeaseMs: number;
   /** Messages per second the SMS sender may send (the carrier's limit for the number type); 0 = no limit. */
@@ -134,6 +135,15 @@ export interface Config {
   idempotencyKeyTtlHours: number;
   /** On SIGTERM: how long /readyz and new requests answer 503 before the listener closes (load balancers notice). */
   drainDelayMs: number;
+  /** Each worker process's reconciler runs this often (one at a time across processes, under a lease). */
+  reconcileEveryMs: number;
+  /** An enqueue after commit is given up after this long without Redis; the reconciler queues it later. */
+  enqueueTimeoutMs: number;
+  /**
+   * Test only (fault tests): the process SIGKILLs itself right after the Nth decision with deliveries is
+   * committed and before its deliveries are queued; 0 = never.
+   */
+  testCrashAfterCommit: number;
 }
 
 export interface DatabaseLimits {
@@ -327,9 +337,9 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitMemberPerMinute: integer(env, 'RATE_LIMIT_MEMBER_PER_MINUTE', 300, 1, 10_000_000),
     jobAttempts: integer(env, 'JOB_ATTEMPTS', 5, 1, 50),
     jobBackoffMs: integer(env, 'JOB_BACKOFF_MS', 1000, 1, 3_600_000),
-    jobLockMs: integer(env, 'JOB_LOCK_MS', 30_000, 200, 600_000),
+    jobLockMs: integer(env, 'JOB_LOCK_MS', 5000, 200, 600_000),
     offerFreshnessS: integer(env, 'OFFER_FRESHNESS_S', 120, 5, 86_400),
-    sendLeaseMs: integer(env, 'SEND_LEASE_MS', 30_000, 100, 600_000),
+    sendLeaseMs: integer(env, 'SEND_LEASE_MS', 12_000, 100, 600_000),
     smsRatePerSecond: smsRate(env),
     geofenceLimits: geofenceLimits(env),
     http: httpLimits(env),
@@ -344,6 +354,9 @@ export function loadConfig(env: Env = process.env): Config {
     database: databaseLimits(env),
     idempotencyKeyTtlHours: integer(env, 'IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 720),
     drainDelayMs: integer(env, 'DRAIN_DELAY_MS', 2000, 0, 20_000),
+    reconcileEveryMs: integer(env, 'RECONCILE_EVERY_MS', 5000, 100, 600_000),
+    enqueueTimeoutMs: integer(env, 'ENQUEUE_TIMEOUT_MS', 400, 50, 60_000),
+    testCrashAfterCommit: integer(env, 'TEST_CRASH_AFTER_COMMIT', 0, 0, 1_000_000),
   };
 }
 
@@ -398,6 +411,12 @@ function smsCountries(env: Env): string[] {
   if (!country) throw new ConfigError('SMS_COUNTRIES', `is required: the country of TWILIO_FROM ${from} cannot be told`);
   return [country];
 }
+
+/**
+ * How long the Twilio client waits for an answer: well inside the send lease, so that no live worker's call is
+ * still in flight when another run takes its claim for dead and asks Twilio what went out.
+ */
+export const twilioTimeoutMs = (sendLeaseMs: number) => Math.min(10_000, Math.floor((sendLeaseMs * 2) / 3));
 
 /** Carriers' throughput per sending number type (US): a long code 1 message/s, toll-free 3, a short code 100. */
 export const SMS_RATES = { long_code: 1, toll_free: 3, short_code: 100 } as const;

@@ -219,4 +219,23 @@ describe.each(backends)('batched redemptions on the %s backends', (backend) => {
     // embedded, the one connection made the batch wait for the commit instead.
     if (gw.deps.db.kind === 'postgres') expect(batches.stats.alone).toBe(2);
   });
+  it("fails only the request whose value PostgreSQL refuses, not the rest of its batch (other brands' included)", async () => {
+    const a = await store();
+    const brandB = (await ok('/merchants', { kind: 'brand', name: `Brand B ${seq}` })).id as string;
+    const b = await store(brandB);
+    const [poisoned] = await campaign(a, 1);
+    const others = await campaign(b, 30);
+    const batches = new RedemptionBatches(gw.deps.db);
+    // A NUL byte, which the schema refuses at the door: here it reaches the statement, as a value no check foresaw would.
+    const results = await Promise.all([
+      ...others.map((code, i) => batches.redeem({ code, storeId: b, tillRef: `till-${i}` }, NOW, brandB).then(() => 'redeemed', () => 'failed')),
+      batches.redeem({ code: poisoned!, storeId: a, tillRef: 'till\u00001' }, NOW).then(() => 'redeemed', (err: { code?: string }) => `failed ${err.code}`),
+    ]);
+    expect(results.slice(0, -1)).toEqual(others.map(() => 'redeemed'));
+    expect(results.at(-1)).toMatch(/^failed 22/); // a data exception, PostgreSQL's own
+    expect(batches.stats.statements).toBe(1);
+    const [{ n }] = await gw.deps.db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM redemptions r JOIN coupons c ON c.id = r.coupon_id WHERE c.code = ANY($1::text[])', [[...others, poisoned]]) as [{ n: number }];
+    expect(n).toBe(others.length);
+  });
 });

@@ -9,7 +9,7 @@ import { AppError } from '../errors.js';
 import { performance } from 'node:perf_hooks';
 import type { Database } from '../db/database.js';
 import {
-  answer, couponCodeOf, insertedView, redeemCoupon,
+  answer, couponCodeOf, differsSql, insertedView, redeemCoupon,
   type Checked, type CouponRow, type RedeemInput, type Redemption,
 } from './coupons.js';
 
@@ -69,7 +69,9 @@ c AS (
 f AS (
   SELECT c.*,
          (SELECT row_to_json(e) FROM (
-            SELECT r.*, k.code, k.member_id, k.campaign_id FROM redemptions r JOIN coupons k ON k.id = r.coupon_id
+            SELECT r.*, k.code, k.member_id, k.campaign_id,
+                   ${differsSql('r', { tillId: 'c.till_id', tillRef: 'c.till_ref', transactionId: 'c.transaction_id', amount: 'c.amount' })} AS differs
+              FROM redemptions r JOIN coupons k ON k.id = r.coupon_id
              WHERE c.request_id IS NOT NULL AND r.store_id = c.store_id AND r.request_id = c.request_id LIMIT 1) e) AS earlier,
          (SELECT row_to_json(l) FROM (
             SELECT r.redeemed_at, r.store_id FROM redemptions r

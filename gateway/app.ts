@@ -26,9 +26,14 @@ import push from './routes/push.js';
 
 const BODY_LIMIT_BYTES = 64 * 1024;
 
-export async function buildApp(deps: Deps): Promise<FastifyInstance> {
+/** Where log lines go instead of standard output (tests read them); one JSON line per call. */
+export interface LogStream {
+  write(line: string): void;
+}
+
+export async function buildApp(deps: Deps, { logStream }: { logStream?: LogStream } = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: deps.config.logLevel === 'silent' ? false : { level: deps.config.logLevel },
+    logger: deps.config.logLevel === 'silent' ? false : { level: deps.config.logLevel, ...(logStream ? { stream: logStream } : {}) },
     bodyLimit: BODY_LIMIT_BYTES,
     return503OnClosing: true,
     // A number is how many proxies in front to believe (fastify's hop count, in the shape its types take).

@@ -27,10 +27,15 @@ import push from './routes/push.js';
 
 const BODY_LIMIT_BYTES = 64 * 1024;
 
-export async function buildApp(deps: Deps): Promise<FastifyInstance> {
+/** Where log lines go instead of standard output (tests read them); one JSON line per call. */
+export interface LogStream {
+  write(line: string): void;
+}
+
+export async function buildApp(deps: Deps, { logStream }: { logStream?: LogStream } = {}): Promise<FastifyInstance> {
   const limits = deps.config.http;
   const app = Fastify({
-    logger: deps.config.logLevel === 'silent' ? false : { level: deps.config.logLevel },
+    logger: deps.config.logLevel === 'silent' ? false : { level: deps.config.logLevel, ...(logStream ? { stream: logStream } : {}) },
     bodyLimit: BODY_LIMIT_BYTES,
     // While closing, requests still arriving on open connections get SHUTTING_DOWN from installDrain's hook.
     return503OnClosing: false,

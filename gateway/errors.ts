@@ -125,7 +125,8 @@ interface ValidationIssue {
 }
 
 function describeValidation(err: { validation?: ValidationIssue[]; validationContext?: string }) {
-  const where = err.validationContext ?? 'body';
+  // fastify calls the query string "querystring"; fields are named as Issue says (and as domain checks name them).
+  const where = err.validationContext === 'querystring' ? 'query' : err.validationContext ?? 'body';
   return (err.validation ?? []).map((v) => {
     const extra = v.params?.additionalProperty;
     const field = `${where}${v.instancePath ?? ''}${typeof extra === 'string' ? `/${extra}` : ''}`;

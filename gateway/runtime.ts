@@ -1,6 +1,6 @@
 // Opens every resource the configuration names, wires them, and registers their closing on the app.
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from './app.js';
+import { buildApp, type LogStream } from './app.js';
 import type { Config } from './config.js';
 import { migrate } from './db/migrate.js';
 import { openDatabase } from './db/open.js';
@@ -29,7 +29,7 @@ export interface Gateway {
   shutdown(): Promise<void>;
 }
 
-export async function startGateway(config: Config, options: { now?: () => Date } = {}): Promise<Gateway> {
+export async function startGateway(config: Config, options: { now?: () => Date; logStream?: LogStream } = {}): Promise<Gateway> {
   const db = await openDatabase(config);
   let queue: Deps['queue'] | undefined;
   try {
@@ -37,7 +37,7 @@ export async function startGateway(config: Config, options: { now?: () => Date }
     queue = await openQueue(config);
     const push = await openPushChannel(config, db);
     const deps: Deps = { config, db, queue, sms: openSmsSender(config), push, now: options.now ?? (() => new Date()) };
-    const app = await buildApp(deps);
+    const app = await buildApp(deps, options.logStream ? { logStream: options.logStream } : {});
     deps.log = app.log;
     let reconciler: Reconciler | undefined;
     // Closing order: HTTP stops taking requests, then the reconciler and running jobs finish, then the database goes.

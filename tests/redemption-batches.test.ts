@@ -3,7 +3,7 @@
 // back to per-coupon transactions when a constraint decides a race.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../gateway/errors.js';
-import { newCouponCode, type RedeemInput } from '../gateway/domain/coupons.js';
+import { newCouponCode, redeemCoupon, type RedeemInput } from '../gateway/domain/coupons.js';
 import { RedemptionBatches } from '../gateway/domain/redemption-batches.js';
 import { startGateway, type Gateway } from './support/gateway.js';
 import { backends, isolatedConfig, type Isolated } from './support/backends.js';
@@ -218,5 +218,64 @@ describe.each(backends)('batched redemptions on the %s backends', (backend) => {
     // On PostgreSQL the batch waited on the unique index, failed, and each request took its own transaction;
     // embedded, the one connection made the batch wait for the commit instead.
     if (gw.deps.db.kind === 'postgres') expect(batches.stats.alone).toBe(2);
+  });
+  it("fails only the request whose value PostgreSQL refuses, not the rest of its batch (other brands' included)", async () => {
+    const a = await store();
+    const brandB = (await ok('/merchants', { kind: 'brand', name: `Brand B ${seq}` })).id as string;
+    const b = await store(brandB);
+    const [poisoned] = await campaign(a, 1);
+    const others = await campaign(b, 30);
+    const batches = new RedemptionBatches(gw.deps.db);
+    // A NUL byte, which the schema refuses at the door: here it reaches the statement, as a value no check foresaw would.
+    const results = await Promise.all([
+      ...others.map((code, i) => batches.redeem({ code, storeId: b, tillRef: `till-${i}` }, NOW, brandB).then(() => 'redeemed', () => 'failed')),
+      batches.redeem({ code: poisoned!, storeId: a, tillRef: 'till\u00001' }, NOW).then(() => 'redeemed', (err: { code?: string }) => `failed ${err.code}`),
+    ]);
+    expect(results.slice(0, -1)).toEqual(others.map(() => 'redeemed'));
+    expect(results.at(-1)).toMatch(/^failed 22/); // a data exception, PostgreSQL's own
+    expect(batches.stats.statements).toBe(1);
+    const [{ n }] = await gw.deps.db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM redemptions r JOIN coupons c ON c.id = r.coupon_id WHERE c.code = ANY($1::text[])', [[...others, poisoned]]) as [{ n: number }];
+    expect(n).toBe(others.length);
+  });
+  it('answers a request id sent again with its first answer only if the request is the same, by a batch and by a till\'s own transaction alike', async () => {
+    const a = await store();
+    const tillId = (await ok(`/stores/${a}/tills`, { name: `till ${seq}` })).id as string;
+    const [plain] = await campaign(a, 1);
+    const [budgeted] = await campaign(a, 1, { budget: { maxRedemptions: 5 } });
+    const batches = new RedemptionBatches(gw.deps.db);
+    const paths = {
+      batch: (input: RedeemInput) => settle(batches.redeem(input, NOW)),
+      transaction: (input: RedeemInput) => settle(redeemCoupon(gw.deps.db, input, NOW)),
+    };
+    for (const [code, requestId] of [[plain!, 'rq-plain'], [budgeted!, 'rq-budgeted']] as const) {
+      const first: RedeemInput = { code, storeId: a, tillId, tillRef: 'till-1', transactionId: `sale-${requestId}`, requestId, amount: 12.5 };
+      const answered = await paths.batch(first);
+      expect(answered).toMatchObject({ ok: true, couponCode: code });
+      for (const [path, redeem] of Object.entries(paths)) {
+        const again = (change: Partial<RedeemInput>, drop?: keyof RedeemInput) => {
+          const input = { ...first, ...change };
+          if (drop) delete input[drop];
+          return redeem(input);
+        };
+        const answers = {
+          same: await again({ code: `coupon:${code.toLowerCase()}`, tillId: tillId.toUpperCase(), amount: 12.501 }),
+          tillRef: await again({ tillRef: 'till-2' }),
+          tillId: await again({}, 'tillId'),
+          transactionId: await again({ transactionId: 'sale-other' }),
+          amount: await again({ amount: 12.6 }),
+          noAmount: await again({}, 'amount'),
+        };
+        expect({ path, ...answers }).toEqual({
+          path,
+          same: answered,
+          tillRef: { ok: false, code: 'REQUEST_ID_REUSED', details: { fields: ['tillRef'] } },
+          tillId: { ok: false, code: 'REQUEST_ID_REUSED', details: { fields: ['tillId'] } },
+          transactionId: { ok: false, code: 'REQUEST_ID_REUSED', details: { fields: ['transactionId'] } },
+          amount: { ok: false, code: 'REQUEST_ID_REUSED', details: { fields: ['amount'] } },
+          noAmount: { ok: false, code: 'REQUEST_ID_REUSED', details: { fields: ['amount'] } },
+        });
+      }
+    }
   });
 });

@@ -58,6 +58,9 @@ describe.each(backends)('redemptions on the %s backends', (backend) => {
     expect(again).toEqual(first);
     const reused = await call('/redemptions', { code: codes[1], storeId, requestId: 'req-1' });
     expect([reused.status, reused.body.error.code]).toEqual([409, 'REQUEST_ID_REUSED']);
+    // The same id for the same coupon, but another sale: not the request it was.
+    const changed = await call('/redemptions', { code: codes[0], storeId, requestId: 'req-1', transactionId: 'tx-9' });
+    expect([changed.status, changed.body.error.code, changed.body.error.details]).toEqual([409, 'REQUEST_ID_REUSED', { fields: ['transactionId'] }]);
     const taken = await call('/redemptions', { code: codes[1], storeId, transactionId: 'tx-1' });
     expect([taken.status, taken.body.error.code]).toEqual([409, 'TRANSACTION_ID_TAKEN']);
     // The same request id sent by ten tills at once: one redemption, ten identical answers.

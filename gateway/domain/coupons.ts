@@ -119,7 +119,8 @@ const view = (r: RedemptionRow, c: Pick<CouponRow, 'code' | 'member_id' | 'campa
 
 /** What the redemption's checks found, in one row: from the per-coupon statement or a row of a batch. */
 export interface Checked {
-  earlier: (RedemptionRow & { code: string; member_id: string; campaign_id: string }) | null;
+  /** The redemption this request id made before, and which of this request's fields differ from it. */
+  earlier: (RedemptionRow & { code: string; member_id: string; campaign_id: string; differs: string[] }) | null;
   live: { redeemed_at: string; store_id: string } | null;
   store_merchant_id: string | null;
   till_store_id: string | null;
@@ -137,6 +138,30 @@ const asRow = <T extends { redeemed_at: string | Date }>(x: T) => ({ ...x, redee
 /** The answer for a redemption a statement has written (and committed): it stands, whatever else is said of it. */
 export const insertedView = (inserted: NonNullable<Checked['inserted']>, coupon: Pick<CouponRow, 'code' | 'member_id' | 'campaign_id'>): Redemption =>
   view(asRow(inserted), coupon);
+
+/**
+ * SQL for the fields of a request that differ from the redemption its request id made before (`r`, a redemptions
+ * row), given the request's own values as SQL expressions: an empty array for the same request sent again. The
+ * amount is compared as stored, rounded to cents; the coupon is compared apart (by its canonical code).
+ */
+export const differsSql = (r: string, v: { tillId: string; tillRef: string; transactionId: string; amount: string }) => `array_remove(ARRAY[
+  CASE WHEN ${r}.till_id IS DISTINCT FROM ${v.tillId} THEN 'tillId' END,
+  CASE WHEN ${r}.till_ref IS DISTINCT FROM ${v.tillRef} THEN 'tillRef' END,
+  CASE WHEN ${r}.transaction_id IS DISTINCT FROM ${v.transactionId} THEN 'transactionId' END,
+  CASE WHEN ${r}.amount IS DISTINCT FROM ${v.amount}::numeric(12, 2) THEN 'amount' END]::text[], NULL)`;
+
+/**
+ * A request id names one request: sent again, it gets the first answer; with another coupon or other fields, it is
+ * a till's mistake (a reused id) and must not be answered as if it had been redeemed.
+ */
+function checkSameRequest(code: string, input: RedeemInput, earlier: { code: string; differs: string[] }): void {
+  if (earlier.code !== code) {
+    throw new AppError('REQUEST_ID_REUSED', `request ${input.requestId} already redeemed another coupon`, { couponCode: earlier.code });
+  }
+  if (earlier.differs.length > 0) {
+    throw new AppError('REQUEST_ID_REUSED', `request ${input.requestId} was made before with another ${earlier.differs.join(', ')}`, { fields: earlier.differs });
+  }
+}
 
 /**
  * The answer to a redemption, from what its statement found: the redemption it made (or made before, for the
@@ -157,9 +182,7 @@ export function answer(code: string, input: RedeemInput, coupon: CouponRow, r: C
   }
   // The same request, sent again (also while the first was still running, waiting on the lock): the first answer.
   if (r.earlier) {
-    if (r.earlier.code !== code) {
-      throw new AppError('REQUEST_ID_REUSED', `request ${input.requestId} already redeemed another coupon`, { couponCode: r.earlier.code });
-    }
+    checkSameRequest(code, input, r.earlier);
     return view(asRow(r.earlier), r.earlier);
   }
   if (input.tillId && r.till_store_id !== input.storeId) {
@@ -202,12 +225,16 @@ export function answer(code: string, input: RedeemInput, coupon: CouponRow, r: C
   return insertedView(r.inserted, coupon);
 }
 
-/** The redemption a store made under this request id, if any. */
-async function byRequest(db: Sql, storeId: string, requestId: string): Promise<{ r: RedemptionRow; c: CouponRow } | undefined> {
-  const [r] = await db.query<RedemptionRow>('SELECT * FROM redemptions WHERE store_id = $1 AND request_id = $2', [storeId, requestId]);
+/** The redemption a store made under this request id, if any, and which of this request's fields differ from it. */
+async function byRequest(db: Sql, input: RedeemInput): Promise<{ r: RedemptionRow; c: CouponRow; differs: string[] } | undefined> {
+  const [r] = await db.query<RedemptionRow & { differs: string[] }>(
+    `SELECT r.*, ${differsSql('r', { tillId: '$3::uuid', tillRef: '$4::text', transactionId: '$5::text', amount: '$6::numeric' })} AS differs
+       FROM redemptions r WHERE r.store_id = $1 AND r.request_id = $2`,
+    [input.storeId, input.requestId, input.tillId ?? null, input.tillRef ?? null, input.transactionId ?? null, input.amount ?? null],
+  );
   if (!r) return undefined;
   const [c] = await db.query<CouponRow>('SELECT id, code, member_id, campaign_id FROM coupons WHERE id = $1', [r.coupon_id]);
-  return { r, c: c! };
+  return { r, c: c!, differs: r.differs };
 }
 
 /**
@@ -225,15 +252,16 @@ export function redeemCoupon(db: Database, input: RedeemInput, now: Date, caller
   return retryingAborted(() => redeemOnce(db, input, now, callerMerchantId));
 }
 
+/** The per-coupon statement's parameters: $15 the till, $8 its reference, $10 the transaction, $11 the amount. */
+const EARLIER_DIFFERS = differsSql('r', { tillId: '$15::uuid', tillRef: '$8::text', transactionId: '$10::text', amount: '$11::numeric' });
+
 async function redeemOnce(db: Database, input: RedeemInput, now: Date, callerMerchantId: string | null): Promise<Redemption> {
   const code = couponCodeOf(input.code);
   const replay = async (): Promise<Redemption | undefined> => {
     if (!input.requestId) return undefined;
-    const earlier = await byRequest(db, input.storeId, input.requestId);
+    const earlier = await byRequest(db, input);
     if (!earlier) return undefined;
-    if (earlier.c.code !== code) {
-      throw new AppError('REQUEST_ID_REUSED', `request ${input.requestId} already redeemed another coupon`, { couponCode: earlier.c.code });
-    }
+    checkSameRequest(code, input, { code: earlier.c.code, differs: earlier.differs });
     return view(earlier.r, earlier.c);
   };
   // Three round trips: BEGIN with the coupon's lock, one statement that checks and writes, COMMIT.
@@ -267,7 +295,7 @@ async function redeemOnce(db: Database, input: RedeemInput, now: Date, callerMer
       // move only if every check passes; what failed comes back, and is answered in the order below.
       const [r] = await tx.query<Checked>(
         `WITH earlier AS (
-           SELECT r.*, c.code, c.member_id, c.campaign_id FROM redemptions r JOIN coupons c ON c.id = r.coupon_id
+           SELECT r.*, c.code, c.member_id, c.campaign_id, ${EARLIER_DIFFERS} AS differs FROM redemptions r JOIN coupons c ON c.id = r.coupon_id
             WHERE $9::text IS NOT NULL AND r.store_id = $2 AND r.request_id = $9),
          live AS (SELECT redeemed_at, store_id FROM live_redemptions WHERE coupon_id = $1),
          store AS (SELECT merchant_id FROM stores WHERE id = $2),

@@ -3,12 +3,13 @@
 // coupons.ts, the same as a till's own transaction), and the database still holds each coupon to one live
 // redemption: a batch inserts under the same unique constraints, so two batches that race for a coupon
 // cannot both win. Whatever a batch cannot settle alone (a coupon with a redemption budget, or a batch that
-// lost a race on a constraint) takes the per-coupon transaction, redeemCoupon().
+// lost a race on a constraint, or that PostgreSQL refused for one request's value) takes the per-coupon
+// transaction, redeemCoupon().
 import { AppError } from '../errors.js';
 import { performance } from 'node:perf_hooks';
-import { wasAborted, type Database } from '../db/database.js';
+import type { Database } from '../db/database.js';
 import {
-  answer, couponCodeOf, insertedView, redeemCoupon,
+  answer, couponCodeOf, differsSql, insertedView, redeemCoupon,
   type Checked, type CouponRow, type RedeemInput, type Redemption,
 } from './coupons.js';
 
@@ -68,7 +69,9 @@ c AS (
 f AS (
   SELECT c.*,
          (SELECT row_to_json(e) FROM (
-            SELECT r.*, k.code, k.member_id, k.campaign_id FROM redemptions r JOIN coupons k ON k.id = r.coupon_id
+            SELECT r.*, k.code, k.member_id, k.campaign_id,
+                   ${differsSql('r', { tillId: 'c.till_id', tillRef: 'c.till_ref', transactionId: 'c.transaction_id', amount: 'c.amount' })} AS differs
+              FROM redemptions r JOIN coupons k ON k.id = r.coupon_id
              WHERE c.request_id IS NOT NULL AND r.store_id = c.store_id AND r.request_id = c.request_id LIMIT 1) e) AS earlier,
          (SELECT row_to_json(l) FROM (
             SELECT r.redeemed_at, r.store_id FROM redemptions r
@@ -127,6 +130,19 @@ SELECT c.n, c.found,
        f.earlier, f.live, f.store_merchant_id, f.till_store_id, f.till_merchant_id, f.offer_store_ids, f.transaction_taken, true AS budget_ok, true AS offer_budget_ok,
        (SELECT row_to_json(x) FROM inserted x WHERE x.coupon_id = c.id) AS inserted
   FROM c LEFT JOIN f ON f.n = c.n`;
+
+/**
+ * SQLSTATE classes of errors that are not about the statement itself: the connection (08), the server's resources
+ * (53), its state or an operator (57: shutdown, a cancelled or timed-out statement), the system (58) and the server's
+ * own faults (XX). A batch failing so is not retried request by request: that would only multiply the load.
+ */
+const NOT_THE_STATEMENT = /^(08|53|57|58|XX)/;
+
+/** Whether PostgreSQL answered the statement with an error of the statement's own (so it kept nothing of it). */
+const refusedByServer = (err: unknown): boolean => {
+  const { code, severity } = (err ?? {}) as { code?: unknown; severity?: unknown };
+  return typeof severity === 'string' && typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !NOT_THE_STATEMENT.test(code);
+};
 
 /** Redemptions for one gateway process, batched; answers are the same as redeemCoupon()'s, request by request. */
 export class RedemptionBatches {
@@ -231,11 +247,13 @@ export class RedemptionBatches {
         caller: p.caller, at: p.now.toISOString(),
       })))]);
     } catch (err) {
-      // A constraint decided a race with another gateway's batch or a till's own transaction, or the statement was
-      // a deadlock's victim: nothing of it was written, and each request takes its own transaction, which answers
-      // as the race's outcome says. Any other failure (the connection lost, perhaps after the commit) is each
-      // request's answer: a till told "already redeemed" of its own redemption would be told wrong.
-      const retry = (err as { code?: string }).code === '23505' || wasAborted(err);
+      // PostgreSQL refused the statement: a constraint decided a race with another gateway's batch or a till's own
+      // transaction, the statement was a deadlock's victim, or one request carried a value the database cannot take
+      // (a NUL, say). Nothing of it was written, and each request takes its own transaction, which answers as the
+      // race's outcome says and fails only the request at fault. Any other failure (the connection lost, perhaps
+      // after the commit) is each request's answer: a till told "already redeemed" of its own redemption would be
+      // told wrong.
+      const retry = refusedByServer(err);
       for (const p of batch) {
         if (retry) this.alone(p);
         else {

@@ -2,7 +2,7 @@
 // geometry) is checked by campaign-rules/validate.ts.
 import { Type, type Static } from 'typebox';
 import { RFM_SEGMENTS, VALUE_TIERS } from '../../campaign-rules/index.js';
-import { Instant, Nullable, Strict, Uuid } from './schemas.js';
+import { FreeText, Instant, Nullable, Strict, Uuid } from './schemas.js';
 
 const Weekday = Type.Union([
   Type.Literal('mon'), Type.Literal('tue'), Type.Literal('wed'), Type.Literal('thu'), Type.Literal('fri'), Type.Literal('sat'), Type.Literal('sun'),
@@ -96,7 +96,7 @@ export const CampaignInput = Strict({
   holdoutPercent: Type.Optional(Type.Number({ minimum: 0, maximum: 50, description: 'Share of eligible members kept as control' })),
   offer: Strict({
     title: Type.String({ minLength: 1, maxLength: 100 }),
-    message: Type.String({
+    message: FreeText({
       minLength: 1,
       maxLength: 300,
       description: 'SMS text; {code} and {expires} are filled in. The programme name and opt-out line are added.',

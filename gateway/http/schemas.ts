@@ -1,11 +1,17 @@
 // Shared request and response shapes. Every object refuses fields it does not name.
 import { Type, type TSchema } from 'typebox';
 import { CONSENT_SOURCES, PURPOSES } from '../../consent/index.js';
+import { FREE_TEXT } from './validation.js';
 
 export const Strict = <T extends Record<string, TSchema>>(props: T, description?: string) =>
   Type.Object(props, { additionalProperties: false, ...(description ? { description } : {}) });
 
 export const Uuid = Type.String({ format: 'uuid' });
+/**
+ * Text that may run over lines, such as an SMS's message: tabs and newlines are allowed. Every other string of a
+ * request refuses every control character (validation.ts).
+ */
+export const FreeText = (options: { minLength?: number; maxLength: number; description?: string }) => Type.String({ ...options, [FREE_TEXT]: true });
 export const IdParams = Strict({ id: Uuid });
 export const Instant = Type.String({ format: 'date-time' });
 export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { getApiKey, issueApiKey, listApiKeys, revokeApiKey, rotateApiKey, type KeyVerifier } from '../domain/api-keys.js';
 import type { Deps } from '../domain/deps.js';
+import { invalid } from '../errors.js';
 import { createMerchant, createTill, getMerchant, listMerchants, merchantStores, storeTills } from '../domain/merchants.js';
 import { merchantScope, principalOf } from '../http/access.js';
 import { IdParams, Instant, Nullable, Strict, Uuid, errors } from '../http/schemas.js';
@@ -86,12 +87,14 @@ const access: FastifyPluginAsyncTypebox<{ deps: Deps; verifier: KeyVerifier }> =
         name: Type.String({ minLength: 1, maxLength: 100, description: 'Who or what holds it, e.g. "till 3, Main St"' }),
         merchantId: Type.Optional(Uuid),
         memberId: Type.Optional(Uuid),
-        expiresAt: Type.Optional(Instant),
+        expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'When it stops opening anything: an instant in the future' })),
       }),
       response: { 201: IssuedKey, ...errors(404) },
     },
   }, async (req, reply) => {
     const expiresAt = req.body.expiresAt ? new Date(req.body.expiresAt) : null;
+    // A key born expired would open nothing: its caller meant another instant.
+    if (expiresAt && expiresAt <= deps.now()) throw invalid({ field: 'body/expiresAt', problem: 'must be in the future' });
     return reply.code(201).send(await issueApiKey(deps.db, { ...req.body, expiresAt }));
   });
 

@@ -8,7 +8,7 @@ import type { Deps } from '../domain/deps.js';
 import { merchantSettlement, settlement, settlementCsv, type Settlement as SettlementData } from '../domain/settlement.js';
 import { AppError, invalid } from '../errors.js';
 import { merchantScope, principalOf } from '../http/access.js';
-import { IdParams, Instant, Nullable, Strict, Uuid, errors } from '../http/schemas.js';
+import { FreeText, IdParams, Instant, Nullable, Strict, Uuid, errors } from '../http/schemas.js';
 
 const Money = Type.Number({ minimum: 0, maximum: 10_000_000, description: "In the programme's currency, e.g. 5.50; whole cents" });
 
@@ -32,7 +32,7 @@ const Count = Type.Integer({ minimum: 1, maximum: 1_000_000_000 });
 const CreateOffer = Strict({
   merchantId: Type.Optional(Type.String({ format: 'uuid', description: "The partner (administrators); a merchant key publishes its own merchant's" })),
   title: Type.String({ minLength: 1, maxLength: 100 }),
-  message: Type.String({ minLength: 1, maxLength: 300, description: 'SMS text; {code} and {expires} are filled in. The programme name and opt-out line are added.' }),
+  message: FreeText({ minLength: 1, maxLength: 300, description: 'SMS text; {code} and {expires} are filled in. The programme name and opt-out line are added.' }),
   faceValue: Money,
   budget: Type.Optional(Strict({
     maxIssued: Type.Optional(Count),

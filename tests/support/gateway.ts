@@ -2,6 +2,7 @@
 // request that brings no Authorization header of its own. Tests of access control start it from
 // gateway/runtime.js instead, and say who they are on every request.
 import type { InjectOptions } from 'fastify';
+import type { LogStream } from '../../gateway/app.js';
 import type { Config } from '../../gateway/config.js';
 import { issueApiKey, type KeyRole } from '../../gateway/domain/api-keys.js';
 import { startGateway as start, type Gateway } from '../../gateway/runtime.js';
@@ -13,7 +14,7 @@ export interface TestGateway extends Gateway {
   adminKey: string;
 }
 
-export async function startGateway(config: Config, options: { now?: () => Date } = {}): Promise<TestGateway> {
+export async function startGateway(config: Config, options: { now?: () => Date; logStream?: LogStream } = {}): Promise<TestGateway> {
   const gw = await start(config, options);
   const { key } = await issueApiKey(gw.deps.db, { role: 'administrator', name: 'tests' });
   const inject = gw.app.inject.bind(gw.app) as (o: InjectOptions) => ReturnType<typeof gw.app.inject>;

@@ -113,6 +113,8 @@ export interface OfferTally {
   lastSentAt: number;
   /** Per acknowledged sent offer: from the check-in's time to its message, ms. */
   ageAtSend: number[];
+  /** When each acknowledged offer's message reached the stand-in (epoch ms). */
+  sentAt: Map<string, number>;
 }
 
 export async function tallyOffers(world: FaultWorld, results: readonly CheckinResult[], timeoutMs: number): Promise<OfferTally> {
@@ -133,7 +135,7 @@ export async function tallyOffers(world: FaultWorld, results: readonly CheckinRe
   }
   const [drops] = await world.db.query<{ n: number }>(`SELECT coalesce(sum(count), 0)::int n FROM drop_counters WHERE kind = 'offer_stale'`);
   const tally: OfferTally = {
-    acknowledged: ids.length, sentOnce: 0, stale: 0, counted: drops!.n, lost: [], duplicated: [], lastSentAt: 0, ageAtSend: [],
+    acknowledged: ids.length, sentOnce: 0, stale: 0, counted: drops!.n, lost: [], duplicated: [], lastSentAt: 0, ageAtSend: [], sentAt: new Map(),
     unacknowledged: [...sent.keys()].filter((id) => !acked.has(id)),
   };
   for (const d of rows) {
@@ -143,6 +145,7 @@ export async function tallyOffers(world: FaultWorld, results: readonly CheckinRe
       tally.sentOnce += 1;
       tally.lastSentAt = Math.max(tally.lastSentAt, firstAt.get(d.id)!);
       tally.ageAtSend.push(firstAt.get(d.id)! - acked.get(d.id)!.startedAt);
+      tally.sentAt.set(d.id, firstAt.get(d.id)!);
     } else if (d.status === 'cancelled' && d.status_reason === 'STALE_OFFER' && messages === 0) {
       tally.stale += 1;
     } else {

@@ -118,8 +118,11 @@ export interface OfferTally {
 }
 
 export async function tallyOffers(world: FaultWorld, results: readonly CheckinResult[], timeoutMs: number): Promise<OfferTally> {
-  const acked = new Map<string, CheckinResult>();
-  for (const r of results) for (const id of r.deliveryIds) acked.set(id, r);
+  return tallyDeliveries(world, new Map(results.flatMap((r) => r.deliveryIds.map((id) => [id, r.startedAt] as const))), timeoutMs);
+}
+
+/** tallyOffers for deliveries known otherwise (an agent's detections): id -> when its trigger happened (epoch ms). */
+export async function tallyDeliveries(world: FaultWorld, acked: ReadonlyMap<string, number>, timeoutMs: number): Promise<OfferTally> {
   const ids = [...acked.keys()];
   const until = Date.now() + timeoutMs;
   let rows = await world.deliveries(ids);
@@ -144,7 +147,7 @@ export async function tallyOffers(world: FaultWorld, results: readonly CheckinRe
     if (['sent', 'delivered', 'undelivered'].includes(d.status) && messages === 1) {
       tally.sentOnce += 1;
       tally.lastSentAt = Math.max(tally.lastSentAt, firstAt.get(d.id)!);
-      tally.ageAtSend.push(firstAt.get(d.id)! - acked.get(d.id)!.startedAt);
+      tally.ageAtSend.push(firstAt.get(d.id)! - acked.get(d.id)!);
       tally.sentAt.set(d.id, firstAt.get(d.id)!);
     } else if (d.status === 'cancelled' && d.status_reason === 'STALE_OFFER' && messages === 0) {
       tally.stale += 1;

@@ -78,6 +78,15 @@ export interface Config {
   sendLeaseMs: number;
   /** Messages per second the SMS sender may send (the carrier's limit for the number type); 0 = no limit. */
   smsRatePerSecond: number;
+  /** Each worker process's reconciler runs this often (one at a time across processes, under a lease). */
+  reconcileEveryMs: number;
+  /** An enqueue after commit is given up after this long without Redis; the reconciler queues it later. */
+  enqueueTimeoutMs: number;
+  /**
+   * Test only (fault tests): the process SIGKILLs itself right after the Nth decision with deliveries is
+   * committed and before its deliveries are queued; 0 = never.
+   */
+  testCrashAfterCommit: number;
 }
 
 export class ConfigError extends Error {
@@ -262,6 +271,9 @@ export function loadConfig(env: Env = process.env): Config {
     offerFreshnessS: integer(env, 'OFFER_FRESHNESS_S', 120, 5, 86_400),
     sendLeaseMs: integer(env, 'SEND_LEASE_MS', 30_000, 100, 600_000),
     smsRatePerSecond: smsRate(env),
+    reconcileEveryMs: integer(env, 'RECONCILE_EVERY_MS', 5000, 100, 600_000),
+    enqueueTimeoutMs: integer(env, 'ENQUEUE_TIMEOUT_MS', 400, 50, 60_000),
+    testCrashAfterCommit: integer(env, 'TEST_CRASH_AFTER_COMMIT', 0, 0, 1_000_000),
   };
 }
 

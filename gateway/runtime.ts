@@ -4,9 +4,10 @@ import { buildApp } from './app.js';
 import type { Config } from './config.js';
 import { migrate } from './db/migrate.js';
 import { openDatabase } from './db/open.js';
-import { requeueStranded, sendSmsJob, sendSystemSmsJob } from './domain/deliveries.js';
+import { sendSmsJob, sendSystemSmsJob } from './domain/deliveries.js';
 import { purgeAgentRequests } from './domain/agents.js';
 import { closeStaleZonePresence } from './domain/detections.js';
+import { startReconciler, type Reconciler } from './domain/outbox.js';
 import { purgeExpired } from './domain/privacy.js';
 import { sendPushJob } from './domain/push-deliveries.js';
 import { purgeSignups, sendSignupCodeJob } from './domain/signups.js';
@@ -33,8 +34,11 @@ export async function startGateway(config: Config, options: { now?: () => Date }
     const push = await openPushChannel(config, db);
     const deps: Deps = { config, db, queue, sms: openSmsSender(config), push, now: options.now ?? (() => new Date()) };
     const app = await buildApp(deps);
-    // Closing order: HTTP stops taking requests, then running jobs finish, then the database goes.
+    deps.log = app.log;
+    let reconciler: Reconciler | undefined;
+    // Closing order: HTTP stops taking requests, then the reconciler and running jobs finish, then the database goes.
     app.addHook('onClose', async () => {
+      await reconciler?.stop();
       await deps.queue.close();
       await deps.db.close();
     });
@@ -52,9 +56,10 @@ export async function startGateway(config: Config, options: { now?: () => Date }
           app.log.info({ purged, signatures, zoneStaysClosed, retentionDays: config.retentionDays }, 'retention purge');
         },
       });
-      await deps.queue.repeat('retention.purge', {}, RETENTION_EVERY_MS);
-      const requeued = await requeueStranded(deps);
-      if (requeued > 0) app.log.info({ requeued }, 'queued deliveries without a job were queued again');
+      // The reconciler registers the repeated jobs, and again whenever Redis lost them; its first pass is now.
+      reconciler = startReconciler(deps, {
+        everyMs: config.reconcileEveryMs, log: app.log, repeated: [{ name: 'retention.purge', payload: {}, everyMs: RETENTION_EVERY_MS }],
+      });
     }
     await app.ready();
     return { app, deps, close: () => app.close() };

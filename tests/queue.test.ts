@@ -162,4 +162,46 @@ describe.each(makers)('the %s queue', (_name, make) => {
     expect(sms[5]!).toBeGreaterThanOrEqual(900);
     expect(started.find((s) => s.name === 'purge')!.at - t0).toBeLessThan(sms[5]!);
   });
+  it('tells whether a job id is live: waiting, delayed or running, and not once it finished', async () => {
+    const queue = await open({ attempts: 1, backoffMs: 5 });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let runs = 0;
+    queue.startWorker({ 'sms.send': async () => void (runs++, await gate) });
+    expect(await queue.isLive('sms.send', 'never')).toBe(false);
+    await queue.enqueue('sms.send', { deliveryId: 'l1' }, { jobId: 'later', delayMs: 60_000 });
+    expect(await queue.isLive('sms.send', 'later')).toBe(true);
+    await queue.enqueue('sms.send', { deliveryId: 'l2' }, { jobId: 'now' });
+    await eventually(async () => (runs === 1 ? true : undefined));
+    expect(await queue.isLive('sms.send', 'now')).toBe(true);
+    release();
+    await eventually(async () => ((await queue.isLive('sms.send', 'now')) ? undefined : true));
+  });
+
+  it('runs a finished job id again only when asked to replace it', async () => {
+    const queue = await open({ attempts: 1, backoffMs: 5 });
+    let runs = 0;
+    queue.startWorker({ 'sms.send': async () => void runs++ });
+    await queue.enqueue('sms.send', { deliveryId: 'r1' }, { jobId: 'again' });
+    await eventually(async () => (runs === 1 && !(await queue.isLive('sms.send', 'again')) ? true : undefined));
+    await queue.enqueue('sms.send', { deliveryId: 'r1' }, { jobId: 'again', replaceFinished: true });
+    await eventually(async () => (runs === 2 ? true : undefined));
+    // Replacing never doubles a live job.
+    await queue.enqueue('sms.send', { deliveryId: 'r1' }, { jobId: 'held', delayMs: 60_000 });
+    await queue.enqueue('sms.send', { deliveryId: 'r1' }, { jobId: 'held', replaceFinished: true });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(runs).toBe(2);
+    expect(await queue.isLive('sms.send', 'held')).toBe(true);
+  });
+
+  it('keeps one schedule per repeated job however often it is registered', async () => {
+    const queue = await open({ attempts: 1, backoffMs: 5 });
+    let runs = 0;
+    queue.startWorker({ 'retention.purge': async () => void runs++ });
+    for (let i = 0; i < 5; i++) await queue.repeat('retention.purge', {}, 400);
+    await new Promise((r) => setTimeout(r, 1000));
+    // Every 400 ms for a second: two or three runs (a first one at once on BullMQ), never five schedules' worth.
+    expect(runs).toBeGreaterThanOrEqual(1);
+    expect(runs).toBeLessThanOrEqual(3);
+  });
 });

@@ -118,7 +118,7 @@ export async function reportBeacons(
     }
     return { received: sent.length, accepted, duplicates: sent.length - seenIds.size + valid - accepted, rejected, decisions, deliveryIds };
   });
-  // A failed enqueue leaves the delivery queued: the start-up sweep (requeueStranded) queues it again.
-  await queueDeliveries(deps, result.deliveryIds).catch(() => {});
+  // After commit, bounded in time: what does not reach the queue stays 'queued', and the reconciler queues it.
+  await queueDeliveries(deps, result.deliveryIds);
   return result;
 }

@@ -137,8 +137,7 @@ export async function handleCheckin(deps: Deps, input: CheckinInput): Promise<Ch
     }
     return { checkinId, decisions, deliveryIds };
   });
-  // After commit: a failed enqueue leaves the delivery 'queued', and the worker's start-up sweep picks it up.
-  // A failed enqueue leaves the delivery queued: the start-up sweep (requeueStranded) queues it again.
-  await queueDeliveries(deps, result.deliveryIds).catch(() => {});
+  // After commit, bounded in time: what does not reach the queue stays 'queued', and the reconciler queues it.
+  await queueDeliveries(deps, result.deliveryIds);
   return result;
 }

@@ -91,6 +91,19 @@ export async function releaseClaim(db: Sql, id: string, refusal?: { message: str
 }
 
 /**
+ * Takes back a dead worker's claim, the one claimed at `sendingAt`; false when another run got there first.
+ * Two runs may find the same expired claim (its job, a duplicate, the reconciler's): only the first releases it,
+ * so the second never undoes a claim the first has taken again in the meantime.
+ */
+export async function releaseDeadClaim(db: Sql, id: string, sendingAt: Date): Promise<boolean> {
+  const rows = await db.query(
+    `UPDATE deliveries SET status = 'queued', updated_at = now() WHERE id = $1 AND status = 'sending' AND sending_at = $2 RETURNING 1`,
+    [id, sendingAt],
+  );
+  return rows.length > 0;
+}
+
+/**
  * Sends one delivery's SMS, once. The carrier's API has no idempotency key, so the send is claimed first
  * (status 'sending', committed) and recorded after: a run that finds a claim older than the lease (its
  * worker died between the two) asks the carrier whether the message went out, and records it instead of
@@ -119,7 +132,7 @@ export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: strin
     // The worker that claimed this send died before recording it: it may or may not have reached the carrier.
     const found = row.phone_e164 ? await deps.sms.findSent({ to: row.phone_e164, body: row.body, since: row.sending_at! }) : null;
     if (found) return finish(db, row.id, 'sent', { providerId: found.providerId, reason: 'RECOVERED_AFTER_CRASH' });
-    await releaseClaim(db, row.id);
+    if (!(await releaseDeadClaim(db, row.id, row.sending_at!))) return;
     row.status = 'queued';
   }
   if (row.status !== 'queued') return; // already settled by an earlier run of this job
@@ -133,6 +146,7 @@ export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: strin
     // Held to the end of the member's quiet hours if the offer is still fresh then; otherwise dropped.
     const next = nextAllowed(now, row.time_zone);
     if (next && next.getTime() < row.fresh_until.getTime()) {
+      await holdUntil(db, row.id, next);
       await deps.queue.enqueue('sms.send', { deliveryId }, { jobId: `${deliveryId}@${next.getTime()}`, delayMs: next.getTime() - now.getTime() });
       return;
     }
@@ -164,25 +178,51 @@ export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: strin
   }
 }
 
-/** Queues the jobs of new deliveries, each on its channel's job (an SMS's is paced by the sender's rate; a push's is not). */
+/**
+ * Queues the jobs of deliveries just committed, each on its channel's job (an SMS's is paced by the sender's
+ * rate; a push's is not). Never fails and never waits long: the caller's answer does not depend on Redis. What
+ * does not reach the queue within ENQUEUE_TIMEOUT_MS stays 'queued' in the database, and the reconciler
+ * (outbox.ts) queues it within a few seconds.
+ */
 export async function queueDeliveries(deps: Deps, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
-  const rows = await deps.db.query<{ id: string; channel: 'sms' | 'push' }>('SELECT id, channel FROM deliveries WHERE id = ANY($1::uuid[])', [ids]);
-  for (const r of rows) await enqueueDelivery(deps, r);
+  crashHook(deps.config.testCrashAfterCommit);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), deps.config.enqueueTimeoutMs)));
+  const work = (async () => {
+    const rows = await deps.db.query<{ id: string; channel: 'sms' | 'push' }>('SELECT id, channel FROM deliveries WHERE id = ANY($1::uuid[])', [ids]);
+    await Promise.all(rows.map((r) => enqueueDelivery(deps, r)));
+  })();
+  try {
+    if ((await Promise.race([work, deadline])) === 'late') deps.log?.warn({ deliveryIds: ids }, 'enqueue after commit timed out; the reconciler will queue it');
+  } catch (err) {
+    deps.log?.warn({ err, deliveryIds: ids }, 'enqueue after commit failed; the reconciler will queue it');
+  } finally {
+    clearTimeout(timer);
+    work.catch(() => {}); // settled or not, its outcome is the reconciler's business now
+  }
+}
+
+// Test only (TEST_CRASH_AFTER_COMMIT): every committed decision's deliveries come through queueDeliveries, so
+// dying here is a gateway lost between commit and enqueue, the window the reconciler must close.
+let commitsWithDeliveries = 0;
+function crashHook(afterCommits: number) {
+  if (afterCommits > 0 && ++commitsWithDeliveries >= afterCommits) process.kill(process.pid, 'SIGKILL');
+}
+
+/** A delivery's own job: its id is the delivery's, so any number of enqueues of it make one job. */
+export function deliveryJob(d: { id: string; channel: 'sms' | 'push' }): { name: 'sms.send' | 'push.send'; jobId: string } {
+  return d.channel === 'push' ? { name: 'push.send', jobId: `push-${d.id}` } : { name: 'sms.send', jobId: d.id };
 }
 
 function enqueueDelivery(deps: Deps, d: { id: string; channel: 'sms' | 'push' }): Promise<void> {
-  return d.channel === 'push'
-    ? deps.queue.enqueue('push.send', { deliveryId: d.id }, { jobId: `push-${d.id}` })
-    : deps.queue.enqueue('sms.send', { deliveryId: d.id }, { jobId: d.id });
+  const job = deliveryJob(d);
+  return deps.queue.enqueue(job.name, { deliveryId: d.id }, { jobId: job.jobId });
 }
 
-/** Deliveries left 'queued' or 'sending' with no job (an enqueue that failed, a queue that lost its data): queue them again. */
-export async function requeueStranded(deps: Deps): Promise<number> {
-  // 'sending' too: a claim whose worker died with the process is settled by the job (after its lease).
-  const rows = await deps.db.query<{ id: string; channel: 'sms' | 'push' }>(`SELECT id, channel FROM deliveries WHERE status IN ('queued', 'sending') ORDER BY created_at`);
-  for (const r of rows) await enqueueDelivery(deps, r);
-  return rows.length;
+/** A waiting delivery held until `at` (quiet hours, a Retry-After): the reconciler leaves it alone until then. */
+export async function holdUntil(db: Sql, id: string, at: Date): Promise<void> {
+  await db.query(`UPDATE deliveries SET not_before = $2 WHERE id = $1 AND status = 'queued'`, [id, at]);
 }
 
 /** Programme messages (opt-in request and the like) go to the member's number, if they still have one. */

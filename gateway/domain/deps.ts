@@ -13,4 +13,6 @@ export interface Deps {
   /** Web Push with the gateway's VAPID key; absent where nothing is pushed (deps built for a single service). */
   push?: PushChannel;
   now: () => Date;
+  /** The app's logger, once the app is built; absent in deps made for a single service. */
+  log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
 }

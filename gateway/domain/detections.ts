@@ -210,8 +210,8 @@ export async function ingestPresence(deps: Deps, registry: EidRegistry, agent: A
   // Counted after commit, in statements of their own: a shared counter row is never held through an upload.
   await countDrops(deps.db, 'detection_unresolved', now, result.drops.unresolved);
   await countDrops(deps.db, 'detection_no_ble_consent', now, result.drops.noConsent);
-  // A failed enqueue leaves the delivery queued: the start-up sweep (requeueStranded) queues it again.
-  await queueDeliveries(deps, result.deliveryIds).catch(() => {});
+  // After commit, bounded in time: what does not reach the queue stays 'queued', and the reconciler queues it.
+  await queueDeliveries(deps, result.deliveryIds);
   return result;
 }
 

@@ -5,7 +5,7 @@ import { checkConsent, isQuiet, nextAllowed } from '../../consent/index.js';
 import { PushSendError, type PushMessage } from '../push/provider.js';
 import { TerminalJobError, type JobContext } from '../queue/jobs.js';
 import { currentConsent } from './consents.js';
-import { dropStale, finish, releaseClaim, type DeliveryStatus } from './deliveries.js';
+import { dropStale, finish, holdUntil, releaseClaim, releaseDeadClaim, type DeliveryStatus } from './deliveries.js';
 import type { Deps } from './deps.js';
 import { dropGoneSubscription, liveSubscriptions, toTarget, type SubscriptionRow } from './push-subscriptions.js';
 
@@ -29,6 +29,7 @@ interface Row {
   body: string;
   status: DeliveryStatus;
   fresh_until: Date;
+  sending_at: Date | null;
   lease_left_ms: number | null;
   time_zone: string;
   campaign_id: string;
@@ -45,7 +46,7 @@ export async function sendPushJob(deps: Deps, { deliveryId }: { deliveryId: stri
   const { db } = deps;
   // The lease is measured on the database's clock, the one every worker shares.
   const [row] = await db.query<Row>(
-    `SELECT d.id, d.member_id, d.channel, d.body, d.status, d.fresh_until, m.time_zone, c.campaign_id,
+    `SELECT d.id, d.member_id, d.channel, d.body, d.status, d.fresh_until, d.sending_at, m.time_zone, c.campaign_id,
             (extract(epoch FROM d.sending_at + $2 * interval '1 millisecond' - clock_timestamp()) * 1000)::float8 AS lease_left_ms
        FROM deliveries d JOIN members m ON m.id = d.member_id JOIN coupons c ON c.id = d.coupon_id WHERE d.id = $1`,
     [deliveryId, deps.config.sendLeaseMs],
@@ -61,7 +62,7 @@ export async function sendPushJob(deps: Deps, { deliveryId }: { deliveryId: stri
     }
     // Its worker died between claiming and recording. A push service cannot be asked what it took, so the offer
     // goes again, under the same topic: a copy still waiting at the push service is replaced, not doubled.
-    await releaseClaim(db, row.id);
+    if (!(await releaseDeadClaim(db, row.id, row.sending_at!))) return;
     row.status = 'queued';
   }
   if (row.status !== 'queued') return; // already settled by an earlier run of this job
@@ -79,6 +80,7 @@ export async function sendPushJob(deps: Deps, { deliveryId }: { deliveryId: stri
     // Held to the end of the member's quiet hours if the offer is still fresh then; otherwise dropped.
     const next = nextAllowed(now, row.time_zone);
     if (next && next.getTime() < row.fresh_until.getTime()) {
+      await holdUntil(db, row.id, next);
       await deps.queue.enqueue('push.send', { deliveryId }, { jobId: `push-${deliveryId}@${next.getTime()}`, delayMs: next.getTime() - now.getTime() });
       return;
     }
@@ -130,6 +132,7 @@ export async function sendPushJob(deps: Deps, { deliveryId }: { deliveryId: stri
       return dropStale(db, row.id, now, retry.code);
     }
     await releaseClaim(db, row.id, retry);
+    await holdUntil(db, row.id, new Date(now.getTime() + waitMs));
     const at = Date.now() + waitMs;
     await deps.queue.enqueue('push.send', { deliveryId }, { jobId: `push-${deliveryId}@retry-${at}`, delayMs: waitMs });
     return;

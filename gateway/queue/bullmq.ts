@@ -9,12 +9,18 @@ import type { DeadLetter, EnqueueOptions, JobQueue, QueueOptions, RetryPolicy } 
 const QUEUE_NAMES = { jobs: 'jobs', paced: 'sms' } as const;
 
 export async function bullmqQueue(redisUrl: string, prefix: string, policy: RetryPolicy, options: QueueOptions = {}): Promise<JobQueue> {
-  const { concurrency = 8, pacedPerSecond = 0, lockMs = 30_000 } = options;
-  // Workers block on Redis, so their connection must never give up on a command (BullMQ's requirement).
+  const { concurrency = 8, pacedPerSecond = 0, lockMs = 30_000, enqueueTimeoutMs = 500 } = options;
+  // Workers block on Redis, so their connections must never give up on a command (BullMQ's requirement).
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+  connection.on('error', () => {}); // reconnects by itself; readiness reports the outage
   await connection.connect();
+  // Producers must not: a request that committed its decision answers without waiting out a Redis outage.
+  // Without Redis a command fails at once (no offline queue), and one that hangs is given up after the timeout.
+  const producer = new Redis(redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, commandTimeout: enqueueTimeoutMs });
+  producer.on('error', () => {}); // reconnects by itself; readiness reports the outage
+  await producer.connect();
   const open = (name: string) => new Queue(name, {
-    connection,
+    connection: producer,
     prefix,
     defaultJobOptions: {
       attempts: policy.attempts,
@@ -32,11 +38,24 @@ export async function bullmqQueue(redisUrl: string, prefix: string, policy: Retr
   return {
     kind: 'bullmq',
     async enqueue<N extends JobName>(name: N, payload: JobPayloads[N], opts: EnqueueOptions = {}) {
-      await queueFor(name).add(name, payload, { jobId: opts.jobId, delay: opts.delayMs });
+      const target = queueFor(name);
+      // BullMQ ignores an add whose id it still keeps, finished ones included (removeOnComplete keeps them a day).
+      if (opts.replaceFinished && opts.jobId && ['completed', 'failed'].includes(await target.getJobState(opts.jobId))) {
+        await target.remove(opts.jobId);
+      }
+      await target.add(name, payload, { jobId: opts.jobId, delay: opts.delayMs });
     },
     async repeat(name, payload, everyMs) {
       // A scheduler id is unique in Redis: every gateway upserts the same one, and it fires once per period.
-      await queue.upsertJobScheduler(`repeat-${name}`, { every: everyMs }, { name, data: payload });
+      // Upserted only when missing or changed, so calling again (to restore a lost schedule) does not move it.
+      const id = `repeat-${name}`;
+      const current = await queue.getJobScheduler(id);
+      if (current?.every === everyMs) return;
+      await queue.upsertJobScheduler(id, { every: everyMs }, { name, data: payload });
+    },
+    async isLive(name, jobId) {
+      const state = await queueFor(name).getJobState(jobId);
+      return !['completed', 'failed', 'unknown'].includes(state);
     },
     startWorker(handlers: Partial<JobHandlers>) {
       if (workers.length > 0) throw new Error('worker already started');
@@ -54,6 +73,7 @@ export async function bullmqQueue(redisUrl: string, prefix: string, policy: Retr
       };
       for (const [name, limiter] of [[QUEUE_NAMES.jobs, undefined], [QUEUE_NAMES.paced, pacedPerSecond > 0 ? { max: pacedPerSecond, duration: 1000 } : undefined]] as const) {
         const workerConnection = connection.duplicate();
+        workerConnection.on('error', () => {});
         workerConnections.push(workerConnection);
         const worker = new Worker(name, run, {
           connection: workerConnection, prefix, concurrency, lockDuration: lockMs, stalledInterval: lockMs, ...(limiter ? { limiter } : {}),
@@ -75,14 +95,14 @@ export async function bullmqQueue(redisUrl: string, prefix: string, policy: Retr
       }));
     },
     async ping() {
-      await connection.ping();
+      await producer.ping();
     },
     async close() {
       await Promise.all(workers.map((w) => w.close()));
       await queue.close();
       await pacedQueue.close();
       // BullMQ leaves connections it was handed to their owner.
-      for (const c of [...workerConnections, connection]) await c.quit().catch(() => c.disconnect());
+      for (const c of [...workerConnections, connection, producer]) await c.quit().catch(() => c.disconnect());
     },
   };
 }

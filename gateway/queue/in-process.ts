@@ -22,7 +22,7 @@ export function inProcessQueue(policy: RetryPolicy, options: QueueOptions = {}):
   const dead: DeadLetter[] = [];
   const running = new Set<Promise<void>>();
   let handlers: Partial<JobHandlers> | undefined;
-  const intervals = new Set<NodeJS.Timeout>();
+  const intervals = new Map<JobName, { timer: NodeJS.Timeout; everyMs: number }>(); // one schedule per name
   let closed = false;
   let seq = 0;
 
@@ -95,6 +95,7 @@ export function inProcessQueue(policy: RetryPolicy, options: QueueOptions = {}):
     async enqueue<N extends JobName>(name: N, payload: JobPayloads[N], opts: EnqueueOptions = {}) {
       if (closed) throw new Error('queue is closed');
       const id = opts.jobId ?? `job-${++seq}`;
+      // Finished jobs are not kept here, so replaceFinished has nothing to replace.
       if (known.has(id)) return;
       known.add(id);
       const job: Job = { id, name, payload, attempt: 1 };
@@ -102,9 +103,14 @@ export function inProcessQueue(policy: RetryPolicy, options: QueueOptions = {}):
       else push(job);
     },
     async repeat(name, payload, everyMs) {
+      if (closed || intervals.get(name)?.everyMs === everyMs) return;
+      clearInterval(intervals.get(name)?.timer);
       const timer = setInterval(() => void this.enqueue(name, payload, { jobId: `repeat-${name}` }).catch(() => {}), everyMs);
       timer.unref();
-      intervals.add(timer);
+      intervals.set(name, { timer, everyMs });
+    },
+    async isLive(_name, jobId) {
+      return known.has(jobId);
     },
     startWorker(h) {
       if (handlers) throw new Error('worker already started');
@@ -119,7 +125,7 @@ export function inProcessQueue(policy: RetryPolicy, options: QueueOptions = {}):
     },
     async close() {
       closed = true;
-      for (const t of intervals) clearInterval(t);
+      for (const { timer } of intervals.values()) clearInterval(timer);
       for (const t of timers) clearTimeout(t);
       timers.clear();
       if (pacer) clearTimeout(pacer);

@@ -6,6 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Deps } from './domain/deps.js';
 import { toHttpError } from './errors.js';
 import { installAccess, installRateLimits, type DeclaredRoute } from './http/access.js';
+import { installDrain } from './http/drain.js';
 import { validatorCompiler } from './http/validation.js';
 import access from './routes/access.js';
 import agents from './routes/agents.js';
@@ -30,7 +31,8 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: deps.config.logLevel === 'silent' ? false : { level: deps.config.logLevel },
     bodyLimit: BODY_LIMIT_BYTES,
-    return503OnClosing: true,
+    // While closing, requests still arriving on open connections get SHUTTING_DOWN from installDrain's hook.
+    return503OnClosing: false,
     // A number is how many proxies in front to believe (fastify's hop count, in the shape its types take).
     trustProxy: typeof deps.config.trustProxy === 'number'
       ? ((hops: number) => (_address: string, i: number) => i < hops)(deps.config.trustProxy)
@@ -48,12 +50,16 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
   app.setErrorHandler((err, req, reply) => {
     const { status, body } = toHttpError(err);
     if (status >= 500) req.log.error({ err }, 'request failed');
+    // Outages (503) and limits (429) say when to come back.
+    const retryAfter = body.error.details?.retryAfterSeconds;
+    if (typeof retryAfter === 'number' && !reply.hasHeader('retry-after')) void reply.header('retry-after', retryAfter);
     return reply.code(status).send(body);
   });
   app.setNotFoundHandler((req, reply) =>
     reply.code(404).send({ error: { code: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } }),
   );
 
+  installDrain(app);
   // Before any route: each declares who may call it, or the gateway does not start.
   const declared: DeclaredRoute[] = [];
   app.decorate('declaredRoutes', declared);

@@ -87,6 +87,25 @@ export interface Config {
    * committed and before its deliveries are queued; 0 = never.
    */
   testCrashAfterCommit: number;
+  /** Limits on the PostgreSQL pool, so an outage or a partition answers 503 within them instead of hanging. */
+  database: DatabaseLimits;
+  /** How long an Idempotency-Key and its recorded answer are kept. */
+  idempotencyKeyTtlHours: number;
+  /** On SIGTERM: how long /readyz and new requests answer 503 before the listener closes (load balancers notice). */
+  drainDelayMs: number;
+}
+
+export interface DatabaseLimits {
+  /** A connection not made within this fails the request (pg's connectionTimeoutMillis, also the wait for a free one). */
+  connectTimeoutMs: number;
+  /** The server cancels a statement running longer (statement_timeout, 57014). */
+  statementTimeoutMs: number;
+  /** The client gives up on an answer after this (pg's query_timeout): what bounds a request in a partition. */
+  queryTimeoutMs: number;
+  /** The server ends a session left idle inside a transaction this long (idle_in_transaction_session_timeout). */
+  idleInTransactionTimeoutMs: number;
+  /** TCP keepalive's first probe after this much silence on a connection. */
+  keepAliveDelayMs: number;
 }
 
 export class ConfigError extends Error {
@@ -274,6 +293,21 @@ export function loadConfig(env: Env = process.env): Config {
     reconcileEveryMs: integer(env, 'RECONCILE_EVERY_MS', 5000, 100, 600_000),
     enqueueTimeoutMs: integer(env, 'ENQUEUE_TIMEOUT_MS', 400, 50, 60_000),
     testCrashAfterCommit: integer(env, 'TEST_CRASH_AFTER_COMMIT', 0, 0, 1_000_000),
+    database: databaseLimits(env),
+    idempotencyKeyTtlHours: integer(env, 'IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 720),
+    drainDelayMs: integer(env, 'DRAIN_DELAY_MS', 2000, 0, 20_000),
+  };
+}
+
+function databaseLimits(env: Env): DatabaseLimits {
+  const statementTimeoutMs = integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 15_000, 100, 3_600_000);
+  return {
+    connectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 5_000, 100, 600_000),
+    statementTimeoutMs,
+    // Past the server's own limit, so a slow statement is the server's 57014 and only silence is the client's timeout.
+    queryTimeoutMs: integer(env, 'DATABASE_QUERY_TIMEOUT_MS', statementTimeoutMs + 5_000, 100, 3_605_000),
+    idleInTransactionTimeoutMs: integer(env, 'DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS', 60_000, 1_000, 3_600_000),
+    keepAliveDelayMs: integer(env, 'DATABASE_KEEPALIVE_MS', 10_000, 1_000, 3_600_000),
   };
 }
 

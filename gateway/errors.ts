@@ -60,11 +60,16 @@ export const errorStatus = {
   MERCHANT_NOT_PARTNER: 409,
   PARTNER_HAS_NO_STORES: 409,
   ALLIANCE_OFFER_WITHDRAWN: 409,
+  IDEMPOTENCY_KEY_REUSED: 409,
+  IDEMPOTENCY_KEY_IN_PROGRESS: 409,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   RATE_LIMITED: 429,
   INTERNAL: 500,
   NOT_READY: 503,
+  DATABASE_UNAVAILABLE: 503,
+  QUEUE_UNAVAILABLE: 503,
+  SHUTTING_DOWN: 503,
 } as const;
 
 export type ErrorCode = keyof typeof errorStatus;
@@ -125,8 +130,36 @@ function describeValidation(err: { validation?: ValidationIssue[]; validationCon
   });
 }
 
+/** Seconds a client is asked to wait (Retry-After) before trying again after an outage. */
+export const OUTAGE_RETRY_AFTER_S = 2;
+
+// Connection-level failures: the server or the network, never the request. Raw socket errors come from pg,
+// whose pool hands them through; ioredis wraps its own in the errors matched by REDIS_DOWN.
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+// 57P01-03: admin shutdown, crash shutdown, cannot connect now; 57014: statement cancelled (statement_timeout);
+// 53300: too many connections; class 08: connection exceptions.
+const PG_UNAVAILABLE = /^(08...|57P0[123]|57014|53300)$/;
+const PG_DOWN = /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection closed)/;
+const REDIS_DOWN = /^(Connection is closed|Stream isn't writeable|Reached the max retries per request limit|Command timed out)/;
+
+/** Which backend an error says is out of reach, if it is an outage rather than a failure of this request. */
+export function outageOf(err: unknown): 'database' | 'queue' | null {
+  const e = err as { code?: unknown; message?: unknown; name?: unknown } | null;
+  if (!e || typeof e !== 'object' || e instanceof AppError) return null;
+  const message = typeof e.message === 'string' ? e.message : '';
+  if (e.name === 'MaxRetriesPerRequestError' || REDIS_DOWN.test(message)) return 'queue';
+  const code = typeof e.code === 'string' ? e.code : '';
+  if (PG_UNAVAILABLE.test(code) || NETWORK_CODES.has(code) || PG_DOWN.test(message)) return 'database';
+  return null;
+}
+
 /** Maps anything thrown while serving a request to a status and a body; 5xx bodies never carry internals. */
 export function toHttpError(err: unknown): { status: number; body: ErrorBody } {
+  const outage = outageOf(err);
+  if (outage) {
+    const code = outage === 'database' ? 'DATABASE_UNAVAILABLE' : 'QUEUE_UNAVAILABLE';
+    err = new AppError(code, `the ${outage} is unavailable; try again shortly`, { retryAfterSeconds: OUTAGE_RETRY_AFTER_S });
+  }
   if (err instanceof AppError) {
     const body: ErrorBody = { error: { code: err.code, message: err.message } };
     if (err.details) body.error.details = err.details;

@@ -23,6 +23,8 @@ export interface Gateway {
   deps: Deps;
   /** Stops HTTP, drains the worker, closes the queue and the database. */
   close(): Promise<void>;
+  /** On SIGTERM: not ready and refusing new requests at once, the listener closed after DRAIN_DELAY_MS, then close(). */
+  shutdown(): Promise<void>;
 }
 
 export async function startGateway(config: Config, options: { now?: () => Date } = {}): Promise<Gateway> {
@@ -62,7 +64,16 @@ export async function startGateway(config: Config, options: { now?: () => Date }
       });
     }
     await app.ready();
-    return { app, deps, close: () => app.close() };
+    return {
+      app,
+      deps,
+      close: () => app.close(),
+      async shutdown() {
+        app.drain.draining = true;
+        await new Promise((resolve) => setTimeout(resolve, config.drainDelayMs));
+        await app.close();
+      },
+    };
   } catch (err) {
     await queue?.close().catch(() => {});
     await db.close().catch(() => {});

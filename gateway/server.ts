@@ -41,7 +41,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.exit(1);
     }, 25_000);
     force.unref();
-    gateway.close().then(
+    gateway.shutdown().then(
       () => process.exit(0),
       (err) => {
         app.log.error({ err }, 'error while closing');

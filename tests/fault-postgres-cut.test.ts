@@ -47,7 +47,7 @@ describe.runIf(real)('fault: PostgreSQL cut through a proxy', () => {
     const faults = (async () => {
       for (const [at, mode] of [[RESET.from, 'reset'], [RESET.to, 'pass'], [BLACKHOLE.from, 'blackhole'], [BLACKHOLE.to, 'pass']] as const) {
         await sleep(t0 + at - Date.now());
-        proxy!.mode(mode);
+        proxy!.set(mode);
         marks[`${mode}@${at}`] = Date.now();
       }
     })();

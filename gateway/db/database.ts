@@ -82,6 +82,7 @@ export function poolDatabase(
           return (await client.query<R>(statement(text, values, prepare))).rows;
         },
       };
+      let broken = false;
       try {
         let opened: Array<Record<string, unknown>> = [];
         if (opening) {
@@ -96,10 +97,11 @@ export function poolDatabase(
         await client.query('COMMIT');
         return result;
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
+        // A connection that cannot even roll back is dead (reset, timed out): the pool must not hand it out again.
+        await client.query('ROLLBACK').catch(() => { broken = true; });
         throw err;
       } finally {
-        client.release();
+        client.release(broken);
       }
     },
     async ping() {
@@ -112,9 +114,32 @@ export function poolDatabase(
   };
 }
 
+/** Bounds on waiting for PostgreSQL (see DatabaseLimits in config.ts); none when absent. */
+export interface PoolLimits {
+  connectTimeoutMs: number;
+  statementTimeoutMs: number;
+  queryTimeoutMs: number;
+  idleInTransactionTimeoutMs: number;
+  keepAliveDelayMs: number;
+}
+
 /** Real PostgreSQL. Every connection works in `schema`, so isolated runs can share one database. */
-export async function openPostgres(url: string, schema: string, max = 10): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max, options: `-c search_path=${schema}` });
+export async function openPostgres(url: string, schema: string, max = 10, limits?: PoolLimits): Promise<Database> {
+  const settings = [`-c search_path=${schema}`];
+  if (limits) {
+    settings.push(`-c statement_timeout=${limits.statementTimeoutMs}`, `-c idle_in_transaction_session_timeout=${limits.idleInTransactionTimeoutMs}`);
+  }
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    options: settings.join(' '),
+    ...(limits ? {
+      connectionTimeoutMillis: limits.connectTimeoutMs,
+      query_timeout: limits.queryTimeoutMs,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: limits.keepAliveDelayMs,
+    } : {}),
+  });
   pool.on('error', () => {}); // an idle client dropped by the server is replaced on next use
   const db = poolDatabase(pool, 'postgres');
   // CREATE SCHEMA IF NOT EXISTS is not safe against itself: gateways starting together on a new schema

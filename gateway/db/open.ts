@@ -5,6 +5,6 @@ import { openEmbedded } from './embedded.js';
 /** Real PostgreSQL when DATABASE_URL is set, otherwise the embedded PGlite under DATA_DIR. */
 export function openDatabase(config: Config): Promise<Database> {
   return config.databaseUrl
-    ? openPostgres(config.databaseUrl, config.databaseSchema)
+    ? openPostgres(config.databaseUrl, config.databaseSchema, 10, config.database)
     : openEmbedded(config.dataDir, config.databaseSchema);
 }

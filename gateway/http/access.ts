@@ -129,6 +129,9 @@ export function merchantScope(req: FastifyRequest): string | null {
 
 const isDocumentation = (url: string) => url === '/docs' || url.startsWith('/docs/');
 
+/** How long a rate-limit count may wait on Redis before the request goes on without it. */
+const RATE_LIMIT_REDIS_TIMEOUT_MS = 500;
+
 /** Called when a request's credentials are refused (counts failures per address); set by installRateLimits. */
 const authFailureHooks = new WeakMap<FastifyInstance, (req: FastifyRequest, reply: FastifyReply) => Promise<void>>();
 
@@ -139,7 +142,11 @@ const authFailureHooks = new WeakMap<FastifyInstance, (req: FastifyRequest, repl
  * per address, on any route. Administrators' and merchants' calls to members' routes are not members' traffic.
  */
 export async function installRateLimits(app: FastifyInstance, deps: Deps): Promise<void> {
-  const redis = deps.config.redisUrl ? new Redis(deps.config.redisUrl, { connectTimeout: 2_000, maxRetriesPerRequest: 1, lazyConnect: true }) : null;
+  // A Redis that does not answer within the command timeout (down, frozen, cut off) is skipped (skipOnError
+  // below): the request goes through unlimited rather than waiting on it. Limits protect; they hold no data.
+  const redis = deps.config.redisUrl
+    ? new Redis(deps.config.redisUrl, { connectTimeout: 2_000, commandTimeout: RATE_LIMIT_REDIS_TIMEOUT_MS, maxRetriesPerRequest: 1, lazyConnect: true })
+    : null;
   if (redis) {
     await redis.connect();
     app.addHook('onClose', async () => {

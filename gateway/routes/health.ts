@@ -31,7 +31,7 @@ const health: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) 
     config: { access: { public: 'readiness probe' }, rateLimit: false },
     schema: {
       tags: ['health'],
-      summary: 'Ready only when the database and the queue answer',
+      summary: 'Ready only when the database and the queue answer; 503 SHUTTING_DOWN from the moment the process is told to stop',
       response: { 200: Type.Object({ status: Type.Literal('ready'), database: Type.String(), queue: Type.String() }), ...errors(503) },
     },
   }, async () => {

@@ -11,7 +11,8 @@ export type ProxyMode = 'pass' | 'reset' | 'blackhole';
 
 export interface TcpProxy {
   readonly port: number;
-  mode(next: ProxyMode): void;
+  /** Changes how connections are treated; `pass` heals (connections held in a blackhole are reset). */
+  set(next: ProxyMode): void;
   /** Connections accepted since the start. */
   readonly accepted: number;
   close(): Promise<void>;
@@ -51,7 +52,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     get accepted() {
       return accepted;
     },
-    mode(next) {
+    set(next) {
       current = next;
       for (const pair of pairs) {
         if (next === 'blackhole') {

@@ -6,6 +6,8 @@
  * What each answer does
  * - 202: acknowledge the batch; events the gateway rejected inside it are logged and dead-lettered.
  * - network error, timeout, 429, 5xx, anything unexpected: keep the batch, back off exponentially with jitter.
+ *   After no answer or a 502/503/504, run() spends the backoff probing the gateway's GET /readyz, and uploads
+ *   within a few seconds of its return (readiness.ts).
  * - 401 REQUEST_STALE: the box's clock is off; take the offset from details.gatewayTime and retry at once.
  * - 409 REQUEST_REPLAYED: sign again (a later timestamp) and retry at once.
  * - 400 / 413: this batch can never pass. Halve it until the bad event stands alone, then dead-letter it.
@@ -20,6 +22,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { appendJsonLine } from './outbox.js';
+import { ReturnWatch } from './readiness.js';
 import { signRequest } from './signing.js';
 import type { IngestBatch, PresenceEvent } from './types.js';
 
@@ -74,6 +77,12 @@ export interface UploaderOptions {
   random?: () => number;
   /** Where refused events go (default rejected.jsonl in the outbox's directory). */
   rejectedFile?: string;
+  /** While backing off from a gateway that is away: how often to probe GET /readyz, give or take half (default 2 s). */
+  probeIntervalMs?: number;
+  /** Per readiness probe (default 1 s): a gateway that slow is not back. */
+  probeTimeoutMs?: number;
+  /** Once the gateway is back, upload after a random part of this (default 2 s). */
+  returnJitterMs?: number;
 }
 
 export type FlushOutcome = 'idle' | 'sent' | 'split' | 'dead_lettered' | 'retry' | 'aborted';
@@ -98,6 +107,8 @@ export interface UploaderStats {
   deadLettered: number;
   retries: number;
   consecutiveFailures: number;
+  /** Readiness probes sent while backing off. */
+  probes: number;
   clockOffsetMs: number;
   lastError: UploadError | null;
 }
@@ -121,11 +132,15 @@ interface Answer {
   retryAfterMs: number | null;
 }
 
+type Settings = Required<Omit<UploaderOptions, 'fetch' | 'outbox' | 'privateKey' | 'probeIntervalMs' | 'probeTimeoutMs' | 'returnJitterMs'>>;
+
 export class Uploader {
-  readonly #o: Required<Omit<UploaderOptions, 'fetch' | 'outbox' | 'privateKey'>> & Pick<UploaderOptions, 'outbox' | 'privateKey'>;
+  readonly #o: Settings & Pick<UploaderOptions, 'outbox' | 'privateKey'>;
   readonly #fetch: typeof globalThis.fetch;
   readonly #url: string;
-  readonly #stats: UploaderStats = { sentBatches: 0, eventsAcked: 0, deadLettered: 0, retries: 0, consecutiveFailures: 0, clockOffsetMs: 0, lastError: null };
+  readonly #stats: UploaderStats = {
+    sentBatches: 0, eventsAcked: 0, deadLettered: 0, retries: 0, consecutiveFailures: 0, probes: 0, clockOffsetMs: 0, lastError: null,
+  };
   /** Batch size now: below batchSize while isolating a refused event. */
   #limit: number;
   /** Events from the head that were in a refused batch and have not been settled yet. */
@@ -133,6 +148,9 @@ export class Uploader {
   #quickRetries = 0;
   #lastTimestamp = 0;
   #inFlight: Promise<FlushResult> | null = null;
+  readonly #watch: ReturnWatch;
+  /** The last failure found no gateway there to answer: its backoff is spent watching for the gateway's return. */
+  #watching = false;
 
   constructor(options: UploaderOptions) {
     const batchSize = options.batchSize ?? 100;
@@ -148,11 +166,15 @@ export class Uploader {
     };
     this.#fetch = options.fetch ?? globalThis.fetch;
     this.#url = `${options.gatewayUrl.replace(/\/+$/, '')}${INGEST_PATH}`;
+    this.#watch = new ReturnWatch({
+      gatewayUrl: options.gatewayUrl, fetch: this.#fetch, clock: this.#o.clock, random: this.#o.random, log: this.#o.log,
+      intervalMs: options.probeIntervalMs ?? 2000, timeoutMs: options.probeTimeoutMs ?? 1000, returnJitterMs: options.returnJitterMs ?? 2000,
+    });
     this.#limit = batchSize;
   }
 
   get stats(): UploaderStats {
-    return { ...this.#stats };
+    return { ...this.#stats, probes: this.#watch.probes };
   }
 
   /** Sends the oldest batch once and settles it as its answer says. Concurrent calls share one attempt. */
@@ -177,7 +199,8 @@ export class Uploader {
       }
       if (signal.aborted) return;
       const wait = result.outcome === 'idle' ? this.#o.flushIntervalMs : result.delayMs;
-      if (wait > 0) await clock.sleep(wait, signal);
+      if (wait > 0 && result.outcome === 'retry' && this.#watching) await this.#watch.sleep(wait, signal);
+      else if (wait > 0) await clock.sleep(wait, signal);
     }
   }
 
@@ -280,6 +303,8 @@ export class Uploader {
   /** Events settled: leave isolation mode once the whole refused range is settled. */
   #progress(n: number): void {
     this.#stats.consecutiveFailures = 0;
+    this.#watching = false;
+    this.#watch.seenBack();
     this.#quickRetries = 0;
     this.#suspect = Math.max(0, this.#suspect - n);
     if (this.#suspect === 0) this.#limit = this.#o.batchSize;
@@ -293,6 +318,11 @@ export class Uploader {
   }
 
   #failed(status: number | null, code: string, message: string, size?: number): FlushResult {
+    // No answer, or a proxy's or an unready gateway's 502/503/504: the gateway is not there to answer. A refused or
+    // reset connection and those answers say so for sure; a timeout may be a gateway up but slow.
+    const away = (status === null && code === 'NETWORK') || status === 502 || status === 503 || status === 504;
+    this.#watching = away || (status === null && code === 'TIMEOUT');
+    if (away) this.#watch.seenAway();
     this.#record(status, code, message);
     this.#stats.retries++;
     this.#stats.consecutiveFailures++;

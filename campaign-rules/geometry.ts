@@ -2,15 +2,15 @@
 // Circles are measured on geolib's sphere (its earth radius, haversine without geolib's rounding to whole metres,
 // which would blur the edge). Polygons are read on the plane of longitude/latitude degrees, exactly as geolib's
 // isPointInPolygon reads them; at the size of a store or a district that is indistinguishable from the sphere.
-// Shapes crossing the antimeridian (±180°) are not supported: none of the markets we serve is there.
-import { WEEKDAYS, type Geofence, type LatLon, type Position, type Weekday } from './model.js';
-import { isTimeZone } from './schedule.js';
-import { validateWindows, type Problem } from './validate.js';
+// Shapes crossing the antimeridian (±180°) are not supported (none of the markets we serve is there): fence-checks.ts
+// refuses them, and every ring wider than a configurable extent.
+import type { Geofence, LatLon, Position } from './model.js';
 
 /** geolib's earth radius, so our distances agree with its getDistance. */
 export const EARTH_RADIUS_M = 6_378_137;
 const RAD = Math.PI / 180;
-const M_PER_DEG = EARTH_RADIUS_M * RAD;
+/** Metres per degree of latitude (and of longitude at the equator) on that sphere. */
+export const M_PER_DEG = EARTH_RADIUS_M * RAD;
 
 /**
  * A point this close to a polygon's edge (in degrees, about 0.1 mm) is on the boundary, and the boundary counts as
@@ -170,135 +170,4 @@ export function boundingBox(fence: Geofence): BoundingBox {
 
 function unreachable(value: never): never {
   throw new Error(`unknown geofence kind: ${JSON.stringify(value)}`);
-}
-
-
-// ---- Validation: what a schema cannot see. Every problem names its path relative to the fence. ----
-
-export type GeofenceProblem = Problem;
-
-/** Larger circles are mistakes (a radius typed in km, or metres for a whole city), not geofences. */
-export const MAX_RADIUS_M = 50_000;
-
-function coordinateProblem(value: unknown, name: 'latitude' | 'longitude'): string | null {
-  const limit = name === 'latitude' ? 90 : 180;
-  if (typeof value !== 'number' || !Number.isFinite(value)) return `${name} must be a finite number`;
-  if (value < -limit || value > limit) return `${name} ${value} is out of range -${limit}..${limit}`;
-  return null;
-}
-
-const orient = (a: Position, b: Position, c: Position) => (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]);
-const sign = (x: number) => (x > 0 ? 1 : x < 0 ? -1 : 0);
-/** c, known collinear with a-b, lies within the segment a-b. */
-const within = (a: Position, b: Position, c: Position) =>
-  Math.min(a[0], b[0]) <= c[0] && c[0] <= Math.max(a[0], b[0]) && Math.min(a[1], b[1]) <= c[1] && c[1] <= Math.max(a[1], b[1]);
-
-/** The closed segments p-q and r-s cross, touch or overlap. */
-function segmentsMeet(p: Position, q: Position, r: Position, s: Position): boolean {
-  const d1 = sign(orient(r, s, p)), d2 = sign(orient(r, s, q)), d3 = sign(orient(p, q, r)), d4 = sign(orient(p, q, s));
-  if (d1 * d2 < 0 && d3 * d4 < 0) return true;
-  return (d1 === 0 && within(r, s, p)) || (d2 === 0 && within(r, s, q)) || (d3 === 0 && within(p, q, r)) || (d4 === 0 && within(p, q, s));
-}
-
-/** Start positions (as given) of two edges of a closed ring that meet where they should not, or null. O(n²). */
-function selfIntersection(ring: readonly Position[]): [number, number] | null {
-  // Repeated consecutive positions are harmless; dropping them keeps "adjacent edges" meaningful.
-  const pts: Position[] = [];
-  const at: number[] = [];
-  ring.forEach((p, i) => {
-    const last = pts[pts.length - 1];
-    if (!last || last[0] !== p[0] || last[1] !== p[1]) {
-      pts.push(p);
-      at.push(i);
-    }
-  });
-  const m = pts.length - 1; // edges: pts[k] -> pts[k + 1]; pts[m] repeats pts[0]
-  for (let k = 0; k < m; k++) {
-    const p = pts[k]!, q = pts[k + 1]!;
-    for (let l = k + 1; l < m; l++) {
-      const r = pts[l]!, s = pts[l + 1]!;
-      // Neighbouring edges share a corner, which is fine; they are wrong only when one runs back along the other.
-      const meet = l === k + 1 ? foldsBack(p, q, s) : k === 0 && l === m - 1 ? foldsBack(q, p, r) : segmentsMeet(p, q, r, s);
-      if (meet) return [at[k]!, at[l]!];
-    }
-  }
-  return null;
-}
-
-/** Edges a-b and b-c share b; they overlap when c lies back along b-a. */
-function foldsBack(a: Position, b: Position, c: Position): boolean {
-  return orient(a, b, c) === 0 && (a[0] - b[0]) * (c[0] - b[0]) + (a[1] - b[1]) * (c[1] - b[1]) > 0;
-}
-
-function ringProblems(ring: readonly Position[], path: string): { problems: Problem[]; sound: boolean } {
-  if (!Array.isArray(ring) || ring.length < 4) {
-    return { problems: [{ path, problem: 'must have at least 4 positions (3 corners, then the first repeated to close it)' }], sound: false };
-  }
-  const problems: Problem[] = [];
-  ring.forEach((p, j) => {
-    const bad = !Array.isArray(p) ? 'must be a [longitude, latitude] pair' : (coordinateProblem(p[0], 'longitude') ?? coordinateProblem(p[1], 'latitude'));
-    if (bad) problems.push({ path: `${path}/${j}`, problem: bad });
-  });
-  if (problems.length > 0) return { problems, sound: false };
-  const first = ring[0]!, last = ring[ring.length - 1]!;
-  if (first[0] !== last[0] || first[1] !== last[1]) return { problems: [{ path, problem: 'is not closed: the last position must repeat the first' }], sound: false };
-  if (new Set(ring.map((p) => `${p[0]},${p[1]}`)).size < 3) return { problems: [{ path, problem: 'must have at least 3 distinct corners' }], sound: false };
-  const crossing = selfIntersection(ring);
-  if (crossing) {
-    const [a, b] = crossing;
-    return { problems: [{ path, problem: `crosses itself: the edge from position ${a} meets the edge from position ${b}` }], sound: false };
-  }
-  return { problems: [], sound: true };
-}
-
-function shapeProblems(fence: Geofence): Problem[] {
-  switch (fence.kind) {
-    case 'circle': {
-      const problems: Problem[] = [];
-      const lat = coordinateProblem(fence.center?.lat, 'latitude');
-      const lon = coordinateProblem(fence.center?.lon, 'longitude');
-      if (lat) problems.push({ path: '/center/lat', problem: lat });
-      if (lon) problems.push({ path: '/center/lon', problem: lon });
-      const r = fence.radiusM;
-      if (typeof r !== 'number' || !Number.isFinite(r) || r <= 0) problems.push({ path: '/radiusM', problem: 'must be a number of metres greater than 0' });
-      else if (r > MAX_RADIUS_M) problems.push({ path: '/radiusM', problem: `${r} m is larger than the limit of ${MAX_RADIUS_M} m` });
-      return problems;
-    }
-    case 'polygon': {
-      if (!Array.isArray(fence.rings) || fence.rings.length === 0) return [{ path: '/rings', problem: 'must have at least one ring (the outer boundary)' }];
-      const checked = fence.rings.map((ring, i) => ringProblems(ring, `/rings/${i}`));
-      const problems = checked.flatMap((c) => c.problems);
-      const outer = fence.rings[0]!;
-      if (checked[0]!.sound) {
-        fence.rings.forEach((hole, i) => {
-          // A hole must lie inside the outer ring; its first position stands for it (a hole crossing the outer ring
-          // is caught by neither test, and is rare enough in drawn shapes to accept).
-          if (i > 0 && checked[i]!.sound && ringSide(outer, hole[0]![0], hole[0]![1]) < 0) {
-            problems.push({ path: `/rings/${i}`, problem: 'is a hole outside the outer ring (rings/0): its first position is not inside it' });
-          }
-        });
-      }
-      return problems;
-    }
-    default:
-      return unreachable(fence);
-  }
-}
-
-/** Everything wrong with the fence, each at its path (`/radiusM`, `/rings/1/3`, `/hours/0/from`); empty when sound. */
-export function validateGeofence(fence: Geofence): GeofenceProblem[] {
-  const problems = shapeProblems(fence);
-  if (fence.hours !== undefined) {
-    problems.push(...validateWindows(fence.hours, '/hours'));
-    fence.hours.forEach((w, i) =>
-      w.days.forEach((d, j) => {
-        if (!WEEKDAYS.includes(d as Weekday)) problems.push({ path: `/hours/${i}/days/${j}`, problem: `"${d}" is not a weekday (${WEEKDAYS.join(', ')})` });
-      }),
-    );
-    if (fence.timeZone === undefined) problems.push({ path: '/timeZone', problem: 'is required when hours are given' });
-  }
-  if (fence.timeZone !== undefined && !isTimeZone(fence.timeZone)) {
-    problems.push({ path: '/timeZone', problem: `"${fence.timeZone}" is not an IANA time zone` });
-  }
-  return problems;
 }

@@ -1,7 +1,8 @@
 // Campaign rules: a pure, deterministic engine. No I/O and no clock: time is always an argument.
 export * from './model.js';
 export { evaluate, prepareCampaigns, type CandidateTrace, type Chosen, type Evaluation, type Failure, type PreparedCampaigns } from './evaluate.js';
-export { contains, signedDistanceM, boundingBox, validateGeofence } from './geometry.js';
+export { contains, signedDistanceM, boundingBox } from './geometry.js';
+export { DEFAULT_SHAPE_LIMITS, MAX_RADIUS_M, validateGeofence, type GeofenceProblem, type ShapeLimits } from './fence-checks.js';
 export { buildGeofenceIndex, linearContaining, type GeofenceIndex } from './spatial-index.js';
 export { DEFAULT_PRESENCE_POLICY, stepPresence, stepAll, type GeofencePresence, type PresencePolicy } from './presence.js';
 export { validateSchedule, validateTrigger, validateWindows, type Problem, type ScheduleSpec } from './validate.js';

@@ -28,6 +28,21 @@ export interface PushConfig {
 /** The push services of the browsers in use: Chrome and other Chromium browsers, Firefox, Safari, Edge. */
 export const DEFAULT_PUSH_SERVICES = ['fcm.googleapis.com', 'updates.push.services.mozilla.com', 'web.push.apple.com', 'notify.windows.com'];
 
+/** What one brand's geofences may cost everyone's lookups (campaign-rules/fence-checks.ts checks the shapes). */
+export interface GeofenceLimits {
+  /** Positions in one polygon ring, the closing repeat included. */
+  maxVerticesPerRing: number;
+  /** Rings in one polygon: the outer boundary and its holes. */
+  maxRings: number;
+  /** The widest a fence may be, in metres, north to south or east to west (a circle: its diameter). */
+  maxExtentM: number;
+  perStore: number;
+  /** Every geofence of a brand: its stores' and its free-standing ones. */
+  perBrand: number;
+  /** Positions of all of a brand's polygons together: what a lookup under all of them would walk. */
+  positionsPerBrand: number;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -93,6 +108,7 @@ export interface Config {
   idempotencyKeyTtlHours: number;
   /** On SIGTERM: how long /readyz and new requests answer 503 before the listener closes (load balancers notice). */
   drainDelayMs: number;
+  geofenceLimits: GeofenceLimits;
 }
 
 export interface DatabaseLimits {
@@ -296,6 +312,7 @@ export function loadConfig(env: Env = process.env): Config {
     database: databaseLimits(env),
     idempotencyKeyTtlHours: integer(env, 'IDEMPOTENCY_KEY_TTL_HOURS', 24, 1, 720),
     drainDelayMs: integer(env, 'DRAIN_DELAY_MS', 2000, 0, 20_000),
+    geofenceLimits: geofenceLimits(env),
   };
 }
 
@@ -326,6 +343,19 @@ function trustProxy(env: Env): boolean | number | string[] {
     }
   }
   return list;
+}
+
+function geofenceLimits(env: Env): GeofenceLimits {
+  return {
+    // The ceilings are the request schema's (10,000 positions, 100 rings); past a few hundred km the plane of degrees
+    // that polygons are read on drifts from the sphere.
+    maxVerticesPerRing: integer(env, 'GEOFENCE_MAX_VERTICES', 1000, 4, 10_000),
+    maxRings: integer(env, 'GEOFENCE_MAX_RINGS', 10, 1, 100),
+    maxExtentM: integer(env, 'GEOFENCE_MAX_EXTENT_KM', 100, 1, 1000) * 1000,
+    perStore: integer(env, 'GEOFENCE_MAX_PER_STORE', 20, 1, 100_000),
+    perBrand: integer(env, 'GEOFENCE_MAX_PER_BRAND', 1000, 1, 1_000_000),
+    positionsPerBrand: integer(env, 'GEOFENCE_MAX_POSITIONS_PER_BRAND', 50_000, 4, 100_000_000),
+  };
 }
 
 function smsRate(env: Env): number {

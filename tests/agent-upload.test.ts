@@ -411,6 +411,113 @@ async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
   }
 }
 
+// ---- Catching up: a gateway away for a minute, on a fake clock and a fake network -------------------------
+
+describe('uploader catching up with a gateway that was away', () => {
+  const keys = newAgentKeyPair();
+  const GW = 'http://gateway.test';
+  /** The same sequence for the same seed (mulberry32): a box's jitter. */
+  const seeded = (seed: number) => () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+
+  /**
+   * One box against a gateway that refuses connections (or answers `downAnswer`) until `upAt` ms of fake time, then
+   * is ready. Runs the uploader from t = 0 until its first accepted upload; returns when that was and every request.
+   */
+  const catchUp = async (o: { upAt: number; random: () => number; downAnswer?: number; over?: Partial<UploaderOptions> }) => {
+    let t = 0;
+    const requests: Array<{ at: number; path: string; status: number | 'refused' }> = [];
+    const stop = new AbortController();
+    let firstUpload: number | null = null;
+    const fetch = (async (url: string | URL | Request) => {
+      const path = new URL(String(url)).pathname;
+      const up = t >= o.upAt;
+      if (!up && o.downAnswer === undefined) {
+        requests.push({ at: t, path, status: 'refused' });
+        throw new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+      }
+      const status = !up ? o.downAnswer! : path === '/readyz' ? 200 : 202;
+      requests.push({ at: t, path, status });
+      if (status === 202) {
+        firstUpload ??= t;
+        stop.abort();
+        return new Response(JSON.stringify({ received: 1, accepted: 1, duplicates: 0, discarded: 0, rejected: [], decisions: [], deliveryIds: [] }), { status });
+      }
+      return new Response(JSON.stringify(status === 200 ? { status: 'ready' } : { error: { code: 'NOT_READY', message: 'not ready' } }), { status });
+    }) as typeof globalThis.fetch;
+    const box = await Outbox.open(fs.mkdtempSync(path.join(dir, 'box-')));
+    await box.append(events(3));
+    const u = new Uploader({
+      outbox: box, gatewayUrl: GW, agentId: AGENT, privateKey: loadPrivateKey(keys.privateKeyPem), fetch, random: o.random,
+      clock: { now: () => t, sleep: async (ms) => void (t += ms) }, ...o.over,
+    });
+    await u.run(stop.signal);
+    await box.close();
+    return { firstUpload: firstUpload!, requests, stats: u.stats };
+  };
+
+  it.each([
+    ['refused connections for 60 s', 60_000, undefined],
+    ['refused connections, back just after a failed upload', 47_700, undefined],
+    ['503 NOT_READY for 60 s', 60_000, 503],
+    ['refused connections for 10 minutes', 600_000, undefined],
+  ])('uploads within a few seconds of its return: %s', async (_name, upAt, downAnswer) => {
+    const r = await catchUp({ upAt, downAnswer, random: () => 0.5 });
+    expect(r.firstUpload).toBeGreaterThanOrEqual(upAt);
+    expect(r.firstUpload - upAt).toBeLessThanOrEqual(5_000);
+    // Cheap while away: about one probe every 2 s, each a GET /readyz.
+    const probes = r.requests.filter((q) => q.path === '/readyz');
+    expect(r.stats.probes).toBe(probes.length);
+    expect(probes.length).toBeLessThanOrEqual(upAt / 1000 / 2 + 3);
+    // Backing off still: no more failed uploads than the backoff alone makes while the gateway is away.
+    let backoffOnly = 0;
+    for (let at = 0; at < upAt; at += backoffDelay(backoffOnly, 500, 60_000, () => 0.5)) backoffOnly++;
+    expect(r.requests.filter((q) => q.path === '/ingest/presence' && q.at < upAt).length).toBeLessThanOrEqual(backoffOnly);
+  });
+
+  it('spreads a fleet\'s first uploads over a few seconds rather than one instant', async () => {
+    const firsts: number[] = [];
+    for (let box = 1; box <= 20; box++) firsts.push((await catchUp({ upAt: 60_000, random: seeded(box) })).firstUpload);
+    expect(Math.max(...firsts)).toBeLessThanOrEqual(60_000 + 5_000);
+    expect(Math.min(...firsts)).toBeGreaterThanOrEqual(60_000);
+    expect(new Set(firsts.map((t) => Math.floor(t / 100))).size).toBeGreaterThanOrEqual(15); // hardly two in the same 100 ms
+    expect(Math.max(...firsts) - Math.min(...firsts)).toBeGreaterThanOrEqual(2_000);
+  });
+
+  it('keeps the whole backoff, without probing, for answers that are no outage', async () => {
+    let t = 0;
+    const paths: string[] = [];
+    const sleeps: number[] = [];
+    const answers = [
+      new Response(JSON.stringify({ error: { code: 'INTERNAL', message: 'internal error' } }), { status: 500 }),
+      new Response(JSON.stringify({ error: { code: 'RATE_LIMITED', message: 'slow down' } }), { status: 429, headers: { 'retry-after': '30' } }),
+    ];
+    const stop = new AbortController();
+    const box = await Outbox.open(dir);
+    await box.append(events(2));
+    const u = new Uploader({
+      outbox: box, gatewayUrl: GW, agentId: AGENT, privateKey: loadPrivateKey(keys.privateKeyPem), random: () => 1,
+      clock: { now: () => t, sleep: async (ms) => void (sleeps.push(ms), t += ms) },
+      fetch: (async (url: string | URL | Request) => {
+        paths.push(new URL(String(url)).pathname);
+        const next = answers.shift();
+        if (next) return next;
+        stop.abort();
+        return new Response(JSON.stringify({ received: 2, accepted: 2, duplicates: 0, discarded: 0, rejected: [], decisions: [], deliveryIds: [] }), { status: 202 });
+      }) as typeof globalThis.fetch,
+    });
+    await u.run(stop.signal);
+    await box.close();
+    expect(paths).toEqual(['/ingest/presence', '/ingest/presence', '/ingest/presence']);
+    expect(sleeps).toEqual([500, 30_000]);
+    expect(u.stats.probes).toBe(0);
+  });
+});
+
 // ---- The real gateway, closed and reopened on its data directory mid-upload ------------------------------
 
 describe('uploader against the real gateway', () => {

@@ -1,9 +1,13 @@
 import { computeDestinationPoint, getDistance } from 'geolib';
 import { describe, expect, it } from 'vitest';
-import { EARTH_RADIUS_M, boundingBox, contains, distanceM, signedDistanceM, validateGeofence } from '../campaign-rules/geometry.js';
+import { EARTH_RADIUS_M, boundingBox, contains, distanceM, signedDistanceM } from '../campaign-rules/geometry.js';
+import { validateGeofence } from '../campaign-rules/index.js';
 import type { Geofence, LatLon, Position } from '../campaign-rules/model.js';
+import type { ShapeLimits } from '../campaign-rules/index.js';
 
 const center = { lat: 52.52, lon: 13.405 };
+// The gateway's defaults, spelled out: with older code a second argument is ignored, and these cases fail.
+const limits: ShapeLimits = { maxVerticesPerRing: 1000, maxRings: 10, maxExtentM: 100_000 };
 const circle = (radiusM: number, c: LatLon = center): Geofence => ({ kind: 'circle', id: 'c', center: c, radiusM });
 const polygon = (...rings: Position[][]): Geofence => ({ kind: 'polygon', id: 'p', rings });
 const square = (minLon: number, minLat: number, maxLon: number, maxLat: number): Position[] => [
@@ -118,7 +122,7 @@ describe('validateGeofence', () => {
     ['a circle with hours', { ...circle(150), ...hours }],
     ['a polygon with a hole', holed],
     ['a concave polygon', u],
-    ['a ring with a repeated position', polygon([[0, 0], [1, 0], [1, 0], [1, 1], [0, 1], [0, 0]])],
+    ['a ring with a repeated position', polygon([[0, 0], [0.1, 0], [0.1, 0], [0.1, 0.1], [0, 0.1], [0, 0]])],
     ['a hole touching the outer ring at its first position', polygon(outer, [[13.4, 52.505], [13.402, 52.504], [13.402, 52.506], [13.4, 52.505]])],
   ])('accepts %s', (_name, fence) => {
     expect(validateGeofence(fence)).toEqual([]);
@@ -166,7 +170,46 @@ describe('validateGeofence', () => {
     });
     ring.push(ring[0]!);
     const started = performance.now();
-    expect(validateGeofence(polygon(ring))).toEqual([]);
+    expect(validateGeofence(polygon(ring), { ...limits, maxVerticesPerRing: 3001 })).toEqual([]);
     expect(performance.now() - started).toBeLessThan(2_000);
+  });
+});
+
+describe('validateGeofence: what one fence may cost every lookup near it', () => {
+  const problem = (path: string, text: RegExp) => [{ path, problem: expect.stringMatching(text) }];
+  /** A closed ring of n positions round `c` (n - 1 corners, then the first again). */
+  const round = (n: number, c: LatLon = center, r = 0.01): Position[] => {
+    const corners = Array.from({ length: n - 1 }, (_, i): Position => [c.lon + r * Math.cos((2 * Math.PI * i) / (n - 1)), c.lat + r * Math.sin((2 * Math.PI * i) / (n - 1))]);
+    return [...corners, corners[0]!];
+  };
+  const holes = (n: number) => Array.from({ length: n }, (_, i) => square(13.401 + i * 0.0008, 52.505, 13.4015 + i * 0.0008, 52.5055));
+
+  it.each<[string, Geofence]>([
+    ['a ring of exactly the limit of positions', polygon(round(1000))],
+    ['the outer ring and 9 holes', polygon(outer, ...holes(9))],
+    ['a ring 90 km wide at the equator', polygon(square(0, 0, 0.8, 0.1))],
+    ['a ring 1.5° wide at 60° north (83 km)', polygon(square(10, 60, 11.5, 60.1))],
+    ['a circle close to the antimeridian, not across it', circle(5_000, { lat: 0, lon: 179.9 })],
+    ['a circle round the pole', circle(5_000, { lat: 89.99, lon: 179.99 })],
+  ])('accepts %s', (_name, fence) => {
+    expect(validateGeofence(fence, limits)).toEqual([]);
+  });
+
+  it.each<[string, Geofence, ShapeLimits, { path: string; problem: unknown }[]]>([
+    ['a ring of 1,001 positions', polygon(round(1001)), limits, problem('/rings/0', /has 1001 positions, more than the limit of 1000/)],
+    ['a hole of 2,200 positions', polygon(outer, round(2200, { lat: 52.505, lon: 13.405 }, 0.001)), limits, problem('/rings/1', /2200 positions/)],
+    ['the outer ring and 10 holes', polygon(outer, ...holes(10)), limits, problem('/rings', /has 11 rings, more than the limit of 10/)],
+    ['a ring across the antimeridian (a band round the globe on the plane)', polygon([[179, 0], [-179, 0], [-179, 1], [179, 1], [179, 0]]), limits,
+      problem('/rings/0', /crosses the antimeridian .* between positions 0 and 1/)],
+    ['a hole across the antimeridian', polygon(square(179.2, 0.4, 179.6, 0.7), [[179.3, 0.5], [-179.9, 0.5], [179.3, 0.6], [179.3, 0.5]]), limits,
+      problem('/rings/1', /antimeridian/)],
+    ['a ring 1.5° wide at the equator (167 km)', polygon(square(0, 0, 1.5, 0.1)), limits, problem('/rings/0', /spans 167 km, more than the limit of 100 km across/)],
+    ['a ring 1.5° tall', polygon(square(10, 40, 10.1, 41.5)), limits, problem('/rings/0', /spans 167 km/)],
+    ['a circle across the antimeridian', circle(5_000, { lat: 0, lon: 179.99 }), limits, problem('/center/lon', /across the antimeridian/)],
+    ['a circle wider than a smaller limit', circle(3_000), { ...limits, maxExtentM: 5_000 }, problem('/radiusM', /3000 m spans 6 km, more than the limit of 5 km across/)],
+    ['a ring wider than a smaller limit', polygon(outer), { ...limits, maxExtentM: 1_000 }, problem('/rings/0', /spans 1\.1 km, more than the limit of 1 km/)],
+    ['a ring longer than a smaller limit', polygon(u.kind === 'polygon' ? u.rings[0]! : []), { ...limits, maxVerticesPerRing: 8 }, problem('/rings/0', /has 9 positions/)],
+  ])('refuses %s', (_name, fence, given, expected) => {
+    expect(validateGeofence(fence, given)).toEqual(expected);
   });
 });

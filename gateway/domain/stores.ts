@@ -1,7 +1,8 @@
 import type { LatLon } from '../../campaign-rules/index.js';
 import { AppError, invalid } from '../errors.js';
 import type { Database, Sql } from '../db/database.js';
-import { createGeofence, storeGeofences, type GeofenceView } from './geofences.js';
+import type { GeofenceLimits } from '../config.js';
+import { insertGeofence, storeGeofences, type GeofenceView } from './geofences.js';
 import { isTimeZone } from './members.js';
 import { HOUSE_BRAND_ID } from './merchants.js';
 
@@ -28,6 +29,7 @@ interface StoreRow {
 export async function createStore(
   db: Database,
   input: { name: string; timeZone: string; location: LatLon; geofence?: { radiusM: number; center?: LatLon }; merchantId?: string | null },
+  limits: GeofenceLimits,
 ): Promise<Store> {
   if (!isTimeZone(input.timeZone)) {
     throw invalid({ field: 'body/timeZone', problem: `"${input.timeZone}" is not an IANA time zone` });
@@ -42,7 +44,7 @@ export async function createStore(
     );
     if (input.geofence) {
       const shape = { kind: 'circle' as const, center: input.geofence.center ?? input.location, radiusM: input.geofence.radiusM };
-      await createGeofence(tx, { name: `${input.name} area`, storeId: store!.id, shape }, 'body/geofence');
+      await insertGeofence(tx, { name: `${input.name} area`, storeId: store!.id, shape }, limits, null, { shape: 'body/geofence', rest: 'body/geofence' });
     }
     return loadStore(tx, store!);
   });

@@ -48,10 +48,12 @@ const geofences: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps 
     schema: {
       tags: ['stores'],
       summary: 'Create a geofence: a circle or a GeoJSON polygon, for a store or free-standing, with optional hours',
+      description: 'Positions per ring, rings, extent and geofences per store and per brand are limited (GEOFENCE_MAX_*): a shape past them is '
+        + '400 VALIDATION_FAILED at its field, a geofence past a count 409 GEOFENCE_LIMIT. Rings crossing the antimeridian are refused.',
       body: GeofenceInput,
-      response: { 201: Geofence, ...errors(404) },
+      response: { 201: Geofence, ...errors(404, 409) },
     },
-  }, async (req, reply) => reply.code(201).send(await createGeofence(deps.db, req.body, 'body', merchantScope(req))));
+  }, async (req, reply) => reply.code(201).send(await createGeofence(deps.db, req.body, deps.config.geofenceLimits, merchantScope(req))));
 
   app.get('/geofences/:id', {
     config: { access: { roles: ['administrator', 'marketer'], scope: { kind: 'geofence', from: 'params.id' } } },

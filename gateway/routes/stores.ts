@@ -36,13 +36,13 @@ const CreateStore = Strict({
 const stores: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
   app.post('/stores', {
     config: { access: { roles: ['administrator', 'marketer'], scope: 'own' } },
-    schema: { tags: ['stores'], summary: 'Create a store, optionally with a circular geofence', body: CreateStore, response: { 201: Store, ...errors() } },
+    schema: { tags: ['stores'], summary: 'Create a store, optionally with a circular geofence', body: CreateStore, response: { 201: Store, ...errors(409) } },
   }, async (req, reply) => {
     const own = merchantScope(req);
     if (own && req.body.merchantId && req.body.merchantId !== own) {
       throw new AppError('MERCHANT_NOT_FOUND', `merchant ${req.body.merchantId} does not exist`);
     }
-    return reply.code(201).send(await createStore(deps.db, { ...req.body, merchantId: own ?? req.body.merchantId ?? null }));
+    return reply.code(201).send(await createStore(deps.db, { ...req.body, merchantId: own ?? req.body.merchantId ?? null }, deps.config.geofenceLimits));
   });
 
   app.get('/stores/:id', {

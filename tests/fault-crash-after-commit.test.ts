@@ -43,10 +43,14 @@ describe.runIf(real)('fault: a gateway killed between commit and enqueue', () =>
     const tally = await tallyOffers(world, results, 60_000);
     const attempts = attemptsOf(results);
     const strandedSentAt = first.deliveryIds[0] ? tally.sentAt.get(first.deliveryIds[0]) : undefined;
+    // Whatever the first member's deliveries became, acknowledged or not, and the messages each got.
+    const own = await world.db.query<{ id: string; status: string }>('SELECT id, status FROM deliveries WHERE member_id = $1', [members[0]!.id]);
+    const ownSummary = own.map((d) => `${d.status}/${world!.sentPerDelivery().get(d.id) ?? 0} msg`).join(', ');
     console.log(`[fault] gateway SIGKILLed between commit and enqueue: first attempt ${first.attempts[0]!.error ?? first.attempts[0]!.status}, `
       + `retry answered ${first.final.status} ${first.outcome ?? first.final.body.error?.code} after ${first.attempts.length} attempts; `
       + `${tally.sentOnce}/${tally.acknowledged} offers sent once, ${tally.stale} stale, ${tally.lost.length} lost, ${tally.duplicated.length} duplicated, ${tally.unacknowledged.length} sent unacknowledged; `
-      + `stranded offer sent ${strandedSentAt ? strandedSentAt - crashedAt : 'never'} ms after the crash`);
+      + `stranded offer sent ${strandedSentAt ? strandedSentAt - crashedAt : 'never'} ms after the crash; `
+      + `the member's deliveries: ${ownSummary || 'none'}; decisions: ${decisions.map((d) => d.outcome).join(', ')}`);
 
     expect(first.attempts[0]!.status).toBe(0); // the doomed gateway never answered
     expect(first.final.status).toBe(202);

@@ -22,6 +22,8 @@ export interface Exchange {
   body: { error?: { code?: string }; [k: string]: unknown };
   retryAfter: string | null;
   ms: number;
+  /** When the answer (or the failure) came, epoch ms. */
+  at: number;
   error?: string;
 }
 
@@ -45,10 +47,10 @@ export async function http(url: string, opts: { method?: string; body?: unknown;
     } catch {
       body = { raw: text };
     }
-    return { status: res.status, body, retryAfter: res.headers.get('retry-after'), ms: performance.now() - t };
+    return { status: res.status, body, retryAfter: res.headers.get('retry-after'), ms: performance.now() - t, at: Date.now() };
   } catch (err) {
     const e = err as Error & { cause?: { code?: string } };
-    return { status: 0, body: {}, retryAfter: null, ms: performance.now() - t, error: e.name === 'TimeoutError' ? 'timeout' : (e.cause?.code ?? e.message) };
+    return { status: 0, body: {}, retryAfter: null, ms: performance.now() - t, at: Date.now(), error: e.name === 'TimeoutError' ? 'timeout' : (e.cause?.code ?? e.message) };
   }
 }
 

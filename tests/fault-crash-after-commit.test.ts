@@ -44,7 +44,11 @@ describe.runIf(real)('fault: a gateway killed between commit and enqueue', () =>
     const attempts = attemptsOf(results);
     const strandedSentAt = first.deliveryIds[0] ? tally.sentAt.get(first.deliveryIds[0]) : undefined;
     // Whatever the first member's deliveries became, acknowledged or not, and the messages each got.
-    const own = await world.db.query<{ id: string; status: string }>('SELECT id, status FROM deliveries WHERE member_id = $1', [members[0]!.id]);
+    const ownDeliveries = () => world!.db.query<{ id: string; status: string }>('SELECT id, status FROM deliveries WHERE member_id = $1', [members[0]!.id]);
+    let own = await ownDeliveries();
+    for (const until = Date.now() + RECOVERY_BOUND_MS; own.some((d) => ['queued', 'sending'].includes(d.status)) && Date.now() < until; own = await ownDeliveries()) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
     const ownSummary = own.map((d) => `${d.status}/${world!.sentPerDelivery().get(d.id) ?? 0} msg`).join(', ');
     console.log(`[fault] gateway SIGKILLed between commit and enqueue: first attempt ${first.attempts[0]!.error ?? first.attempts[0]!.status}, `
       + `retry answered ${first.final.status} ${first.outcome ?? first.final.body.error?.code} after ${first.attempts.length} attempts; `

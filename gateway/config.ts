@@ -88,7 +88,8 @@ export interface Config {
   offerFreshnessS: number;
   /**
    * A delivery claimed for sending longer ago than this, and not recorded as sent, is taken for a dead
-   * worker's: the carrier is asked whether it went out before it is sent again. Longer than a carrier call.
+   * worker's: the carrier is asked whether it went out before it is sent again. Longer than a carrier call:
+   * the Twilio client gives up after twilioTimeoutMs(sendLeaseMs).
    */
   sendLeaseMs: number;
   /** Messages per second the SMS sender may send (the carrier's limit for the number type); 0 = no limit. */
@@ -302,9 +303,9 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitMemberPerMinute: integer(env, 'RATE_LIMIT_MEMBER_PER_MINUTE', 300, 1, 10_000_000),
     jobAttempts: integer(env, 'JOB_ATTEMPTS', 5, 1, 50),
     jobBackoffMs: integer(env, 'JOB_BACKOFF_MS', 1000, 1, 3_600_000),
-    jobLockMs: integer(env, 'JOB_LOCK_MS', 30_000, 200, 600_000),
+    jobLockMs: integer(env, 'JOB_LOCK_MS', 5000, 200, 600_000),
     offerFreshnessS: integer(env, 'OFFER_FRESHNESS_S', 120, 5, 86_400),
-    sendLeaseMs: integer(env, 'SEND_LEASE_MS', 30_000, 100, 600_000),
+    sendLeaseMs: integer(env, 'SEND_LEASE_MS', 12_000, 100, 600_000),
     smsRatePerSecond: smsRate(env),
     reconcileEveryMs: integer(env, 'RECONCILE_EVERY_MS', 5000, 100, 600_000),
     enqueueTimeoutMs: integer(env, 'ENQUEUE_TIMEOUT_MS', 400, 50, 60_000),
@@ -327,6 +328,12 @@ function databaseLimits(env: Env): DatabaseLimits {
     keepAliveDelayMs: integer(env, 'DATABASE_KEEPALIVE_MS', 10_000, 1_000, 3_600_000),
   };
 }
+
+/**
+ * How long the Twilio client waits for an answer: well inside the send lease, so that no live worker's call is
+ * still in flight when another run takes its claim for dead and asks Twilio what went out.
+ */
+export const twilioTimeoutMs = (sendLeaseMs: number) => Math.min(10_000, Math.floor((sendLeaseMs * 2) / 3));
 
 /** Carriers' throughput per sending number type (US): a long code 1 message/s, toll-free 3, a short code 100. */
 export const SMS_RATES = { long_code: 1, toll_free: 3, short_code: 100 } as const;

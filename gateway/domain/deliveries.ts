@@ -97,7 +97,9 @@ export async function releaseClaim(db: Sql, id: string, refusal?: { message: str
  */
 export async function releaseDeadClaim(db: Sql, id: string, sendingAt: Date): Promise<boolean> {
   const rows = await db.query(
-    `UPDATE deliveries SET status = 'queued', updated_at = now() WHERE id = $1 AND status = 'sending' AND sending_at = $2 RETURNING 1`,
+    // No newer than the claim seen (a Date holds milliseconds, the column microseconds); a claim taken since is newer.
+    `UPDATE deliveries SET status = 'queued', updated_at = now()
+      WHERE id = $1 AND status = 'sending' AND sending_at < $2::timestamptz + interval '1 millisecond' RETURNING 1`,
     [id, sendingAt],
   );
   return rows.length > 0;
@@ -172,6 +174,9 @@ export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: strin
       await finish(db, row.id, 'failed', { reason: e.message, errorCode: e.code });
       throw new TerminalJobError(e.message, e.code);
     }
+    // No answer: the message may have gone out. The claim is kept, so the retry waits for its lease to end and
+    // asks the carrier before sending again.
+    if (e.maybeSent) throw e;
     // The carrier answered, with a refusal worth retrying: nothing went out, the claim is given back.
     await releaseClaim(db, row.id, e);
     throw e;

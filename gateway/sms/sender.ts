@@ -26,6 +26,8 @@ export class SmsSendError extends Error {
     message: string,
     readonly retryable: boolean,
     readonly code?: string,
+    /** No answer came (a timeout, a reset): the carrier may have taken the message. */
+    readonly maybeSent = false,
   ) {
     super(message);
     this.name = 'SmsSendError';

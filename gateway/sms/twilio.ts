@@ -9,8 +9,8 @@ type RequestOptions<T> = RequestClientModule.RequestOptions<T>;
 
 /** Sends every request the client makes to `baseUrl` instead of *.twilio.com, path and query unchanged. */
 class RedirectingRequestClient extends RequestClient {
-  constructor(private readonly baseUrl: URL) {
-    super({ timeout: 10_000 });
+  constructor(private readonly baseUrl: URL, timeoutMs: number) {
+    super({ timeout: timeoutMs });
   }
 
   override request<TData>(opts: RequestOptions<TData>) {
@@ -24,11 +24,14 @@ class RedirectingRequestClient extends RequestClient {
 // Twilio error codes where retrying cannot help: bad or unreachable numbers, opted-out recipients, account problems.
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 
-/** `statusCallback`: where Twilio reports each message's progress (queued, sent, delivered, undelivered, failed). */
-export function twilioSender(config: TwilioConfig, statusCallback?: string): SmsSender {
+/**
+ * `statusCallback`: where Twilio reports each message's progress (queued, sent, delivered, undelivered, failed).
+ * `timeoutMs`: how long a call may take; shorter than the send lease (config.ts, twilioTimeoutMs).
+ */
+export function twilioSender(config: TwilioConfig, statusCallback?: string, timeoutMs = 10_000): SmsSender {
   const client = twilio(config.accountSid, config.authToken, {
-    httpClient: config.apiUrl ? new RedirectingRequestClient(new URL(config.apiUrl)) : undefined,
-    timeout: 10_000,
+    httpClient: config.apiUrl ? new RedirectingRequestClient(new URL(config.apiUrl), timeoutMs) : undefined,
+    timeout: timeoutMs,
   });
   return {
     kind: 'twilio',
@@ -50,8 +53,10 @@ export function twilioSender(config: TwilioConfig, statusCallback?: string): Sms
         if (typeof e.status === 'number') {
           throw new SmsSendError(e.message ?? `Twilio answered ${e.status}`, RETRYABLE_STATUS.has(e.status), e.code ? String(e.code) : undefined);
         }
-        // No HTTP answer at all (refused, reset, timed out): the carrier may be back soon.
-        throw new SmsSendError(e.message ?? 'Twilio could not be reached', true, 'NETWORK');
+        // No HTTP answer at all (refused, reset, timed out): the carrier may be back soon. Only a connection never
+        // made is sure to have sent nothing; after a timeout or a reset Twilio may have taken the message.
+        const never = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN'].includes(String((err as { code?: unknown }).code));
+        throw new SmsSendError(e.message ?? 'Twilio could not be reached', true, 'NETWORK', !never);
       }
     },
     async findSent({ to, body, since }) {

@@ -74,7 +74,9 @@ export async function buildApp(deps: Deps): Promise<FastifyInstance> {
         title: 'Proximity marketing gateway',
         version: '0.1.0',
         description: 'Consent-first presence, campaign decisions, offers by SMS and coupon redemption. Errors carry a stable `error.code`. '
-          + 'Authenticate with an API key (`Authorization: Bearer pmk....`); each operation names the roles that may call it.',
+          + 'Authenticate with an API key (`Authorization: Bearer pmk....`); each operation names the roles that may call it. '
+          + 'Member-app writes take an `Idempotency-Key` header to make retries safe. An outage of the database or the queue, and a '
+          + 'gateway shutting down, answer 503 (`DATABASE_UNAVAILABLE`, `QUEUE_UNAVAILABLE`, `SHUTTING_DOWN`) with `Retry-After`.',
       },
       components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'An API key: pmk.<id>.<secret>' } } },
     },

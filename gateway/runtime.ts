@@ -12,6 +12,7 @@ import { purgeExpired } from './domain/privacy.js';
 import { sendPushJob } from './domain/push-deliveries.js';
 import { purgeSignups, sendSignupCodeJob } from './domain/signups.js';
 import type { Deps } from './domain/deps.js';
+import { purgeIdempotencyKeys } from './http/idempotency.js';
 import { openPushChannel } from './push/open.js';
 import { openQueue } from './queue/open.js';
 import { openSmsSender } from './sms/open.js';
@@ -55,7 +56,8 @@ export async function startGateway(config: Config, options: { now?: () => Date }
           const signatures = await purgeAgentRequests(deps.db, deps.now());
           const zoneStaysClosed = await closeStaleZonePresence(deps.db, deps.now());
           await purgeSignups(deps.db, deps.now());
-          app.log.info({ purged, signatures, zoneStaysClosed, retentionDays: config.retentionDays }, 'retention purge');
+          const idempotencyKeys = await purgeIdempotencyKeys(deps.db, deps.now());
+          app.log.info({ purged, signatures, zoneStaysClosed, idempotencyKeys, retentionDays: config.retentionDays }, 'retention purge');
         },
       });
       // The reconciler registers the repeated jobs, and again whenever Redis lost them; its first pass is now.

@@ -58,6 +58,18 @@ export interface ReportResult {
 /** The app's own EID-like marker in zone presence: a stay the app reported is left only by the app's exit. */
 const APP_EID = 'app';
 
+async function checkSignature(db: Sql, memberId: string, signed: SignedParts & { signature: string }, now: Date): Promise<void> {
+  const [key] = await db.query<{ identity_key: Buffer }>('SELECT identity_key FROM member_identity_keys WHERE member_id = $1', [memberId]);
+  if (!key || !verifyAppReport(key.identity_key, signed, signed.signature)) {
+    throw new AppError('SIGNATURE_INVALID', 'x-app-signature does not match this request (or the member holds no key to sign with)');
+  }
+  checkFresh(signed.timestamp, now);
+}
+
+/** The report's signature checked on its own, before anything is looked up for the request (its Idempotency-Key). */
+export const checkReportSignature = (deps: Deps, memberId: string, signed: SignedParts & { signature: string }) =>
+  checkSignature(deps.db, memberId, signed, deps.now());
+
 export async function reportBeacons(
   deps: Deps, memberId: string, signed: SignedParts & { signature: string }, sent: readonly BeaconReport[],
 ): Promise<ReportResult> {
@@ -65,11 +77,7 @@ export async function reportBeacons(
   const reports = sent;
   const result = await deps.db.transaction(async (tx) => {
     // The signature first: an unsigned request learns nothing (403 whoever the member is) and locks nothing.
-    const [key] = await tx.query<{ identity_key: Buffer }>('SELECT identity_key FROM member_identity_keys WHERE member_id = $1', [memberId]);
-    if (!key || !verifyAppReport(key.identity_key, signed, signed.signature)) {
-      throw new AppError('SIGNATURE_INVALID', 'x-app-signature does not match this request (or the member holds no key to sign with)');
-    }
-    checkFresh(signed.timestamp, now);
+    await checkSignature(tx, memberId, signed, now);
     // Then the member's row, so a withdrawal or erasure is wholly before or after this report, and the ledger.
     await tx.query('SELECT 1 FROM members WHERE id = $1 FOR UPDATE', [memberId]);
     await getMember(tx, memberId);

@@ -130,7 +130,7 @@ export function merchantScope(req: FastifyRequest): string | null {
 const isDocumentation = (url: string) => url === '/docs' || url.startsWith('/docs/');
 
 /** How long a rate-limit count may wait on Redis before the request goes on without it. */
-const RATE_LIMIT_REDIS_TIMEOUT_MS = 500;
+const RATE_LIMIT_REDIS_TIMEOUT_MS = 1_000;
 
 /** Called when a request's credentials are refused (counts failures per address); set by installRateLimits. */
 const authFailureHooks = new WeakMap<FastifyInstance, (req: FastifyRequest, reply: FastifyReply) => Promise<void>>();
@@ -148,6 +148,8 @@ export async function installRateLimits(app: FastifyInstance, deps: Deps): Promi
     ? new Redis(deps.config.redisUrl, { connectTimeout: 2_000, commandTimeout: RATE_LIMIT_REDIS_TIMEOUT_MS, maxRetriesPerRequest: 1, lazyConnect: true })
     : null;
   if (redis) {
+    // Timeouts and lost connections are also emitted as events; the count is skipped either way (skipOnError).
+    redis.on('error', (err: Error) => app.log.warn({ err }, 'rate-limit Redis'));
     await redis.connect();
     app.addHook('onClose', async () => {
       await redis.quit().catch(() => redis.disconnect());

@@ -1,10 +1,12 @@
 // The store's iBeacons (which zone each one marks) and the members' apps reporting the beacons they hear.
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { HEADER_APP_SIGNATURE, HEADER_APP_TIMESTAMP } from '../../beacon-agent/app-report.js';
-import { addBeacon, listBeacons, reportBeacons } from '../domain/app-reports.js';
+import { addBeacon, checkReportSignature, listBeacons, reportBeacons } from '../domain/app-reports.js';
 import type { Deps } from '../domain/deps.js';
 import { AppError } from '../errors.js';
+import { answeredInTransaction, idempotency, IdempotencyHeaders } from '../http/idempotency.js';
 import { keepRawJsonBody, rawBodyOf } from '../http/raw-body.js';
 import { Decision, IdParams, Strict, Uuid, Instant, errors } from '../http/schemas.js';
 
@@ -41,6 +43,11 @@ const beacons: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   // Signed over the exact body bytes, like the boxes' uploads.
   await app.register(async (signed) => {
     keepRawJsonBody(signed);
+    const idempotent = idempotency(deps);
+    const partsOf = (req: FastifyRequest) => ({
+      method: req.method, path: req.url, timestamp: Number(req.headers[HEADER_APP_TIMESTAMP]), body: rawBodyOf(req),
+      signature: String(req.headers[HEADER_APP_SIGNATURE]),
+    });
     signed.withTypeProvider<TypeBoxTypeProvider>().post('/members/:id/beacon-reports', {
       config: { access: { roles: ['member'], scope: 'own', by: 'signature' } },
       // An unsigned request is refused before its body is read as anything (the signature itself is checked with the body).
@@ -49,10 +56,14 @@ const beacons: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
           throw new AppError('SIGNATURE_INVALID', `headers ${HEADER_APP_TIMESTAMP} and ${HEADER_APP_SIGNATURE} are required`);
         }
       },
+      // The signature before the Idempotency-Key: a kept answer goes only to the member who signed for it.
+      preHandler: [async (req) => checkReportSignature(deps, (req.params as { id: string }).id, partsOf(req)), idempotent.preHandler],
+      onSend: idempotent.onSend,
       schema: {
         tags: ['agents'],
         summary: `The member's app reports store beacons it heard (up to 50), signed with its key: headers ${HEADER_APP_TIMESTAMP} (ms), ${HEADER_APP_SIGNATURE}`,
         params: IdParams,
+        headers: IdempotencyHeaders,
         body: Strict({ reports: Type.Array(Report, { maxItems: 50 }) }),
         response: {
           202: Type.Object({
@@ -70,7 +81,7 @@ const beacons: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
         throw new AppError('SIGNATURE_INVALID', `headers ${HEADER_APP_TIMESTAMP} and ${HEADER_APP_SIGNATURE} are required`);
       }
       const parts = { method: req.method, path: req.url, timestamp: Number(timestamp), body: rawBodyOf(req), signature };
-      return reply.code(202).send(await reportBeacons(deps, req.params.id, parts, req.body.reports));
+      return reply.code(202).send(await reportBeacons(answeredInTransaction(req, deps, 202), req.params.id, parts, req.body.reports));
     });
   });
 };

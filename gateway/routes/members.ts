@@ -9,6 +9,7 @@ import { confirmSignup, createMemberWithAppToken, startSignup } from '../domain/
 import { pastInstant } from '../domain/time.js';
 import { invalid } from '../errors.js';
 import { principalOf } from '../http/access.js';
+import { idempotency, IdempotencyHeaders } from '../http/idempotency.js';
 import { memberDecisions, memberRecord } from '../domain/record.js';
 import {
   ConsentSource, ConsentState, Decision, IdParams, Instant, Nullable, Phone, Purpose, Strict, TimeZone, Uuid, errors,
@@ -176,11 +177,13 @@ const members: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   }, async (req) => memberRecord(deps.db, req.params.id, deps.now()));
 
   app.post('/members/:id/consents', {
+    ...idempotency(deps),
     config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['consent'],
       summary: 'Record a grant or withdrawal of one purpose, with its evidence; marketing SMS is granted once the member replies YES',
       params: IdParams,
+      headers: IdempotencyHeaders,
       body: ConsentInput,
       response: {
         201: Type.Object({ event: ConsentEvent, consents: ConsentState }),

@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import type { Deps } from '../domain/deps.js';
 import { getMember } from '../domain/members.js';
 import { eraseMember, exportMember, purgeExpired } from '../domain/privacy.js';
+import { idempotency, IdempotencyHeaders } from '../http/idempotency.js';
 import { IdParams, Instant, errors } from '../http/schemas.js';
 
 const privacy: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) => {
@@ -20,12 +21,14 @@ const privacy: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
   });
 
   app.post('/members/:id/erase', {
+    ...idempotency(deps),
     config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['privacy'],
       summary: 'Erase the member: identity and raw presence destroyed, consents withdrawn (proof kept), aggregates kept',
       params: IdParams,
-      response: { 200: Type.Object({ erasedAt: Instant, withdrawn: Type.Array(Type.String()) }), ...errors(404) },
+      headers: IdempotencyHeaders,
+      response: { 200: Type.Object({ erasedAt: Instant, withdrawn: Type.Array(Type.String()) }), ...errors(404, 409) },
     },
   }, async (req) => {
     const erased = await eraseMember(deps.db, req.params.id, deps.now());

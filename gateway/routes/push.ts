@@ -4,6 +4,7 @@ import { Type } from 'typebox';
 import type { Deps } from '../domain/deps.js';
 import { listSubscriptions, pushCounters, registerSubscription, removeSubscription } from '../domain/push-subscriptions.js';
 import { AppError } from '../errors.js';
+import { idempotency, IdempotencyHeaders } from '../http/idempotency.js';
 import { IdParams, Instant, Nullable, Strict, Uuid, errors } from '../http/schemas.js';
 
 const Base64Url = (description: string, maxLength: number) => Type.String({ minLength: 1, maxLength, description });
@@ -44,11 +45,13 @@ const push: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) =>
   });
 
   app.post('/members/:id/push-subscriptions', {
+    ...idempotency(deps),
     config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['push'],
       summary: "Register one of the member's devices for push offers; the same endpoint again changes nothing but its keys",
       params: IdParams,
+      headers: IdempotencyHeaders,
       body: SubscriptionInput,
       response: { 201: Subscription, 200: Subscription, ...errors(404, 409) },
     },
@@ -68,12 +71,14 @@ const push: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) =>
   }, async (req) => ({ subscriptions: await listSubscriptions(deps.db, req.params.id) }));
 
   app.delete('/members/:id/push-subscriptions/:subscriptionId', {
+    ...idempotency(deps),
     config: { access: { roles: ['administrator', 'member'], scope: { kind: 'member', from: 'params.id' } } },
     schema: {
       tags: ['push'],
       summary: 'Remove a device: nothing more is pushed to it',
       params: SubscriptionParams,
-      response: { 204: Type.Null(), ...errors(404) },
+      headers: IdempotencyHeaders,
+      response: { 204: Type.Null(), ...errors(404, 409) },
     },
   }, async (req, reply) => {
     await removeSubscription(deps.db, req.params.id, req.params.subscriptionId);

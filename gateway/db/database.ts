@@ -77,12 +77,16 @@ export function poolDatabase(
     },
     async transaction<T>(fn: (tx: Sql, opened: Array<Record<string, unknown>>) => Promise<T>, opening?: Opening): Promise<T> {
       const client = await pool.connect();
+      // A checked-out client has no listener of the pool's: a connection reset while it is ours would be an
+      // unhandled 'error' event and end the process. The statement in flight fails on its own; the client is dropped.
+      let broken = false;
+      const onError = () => { broken = true; };
+      client.on('error', onError);
       const tx: Sql = {
         async query<R extends object>(text: string, values?: readonly unknown[]) {
           return (await client.query<R>(statement(text, values, prepare))).rows;
         },
       };
-      let broken = false;
       try {
         let opened: Array<Record<string, unknown>> = [];
         if (opening) {
@@ -101,6 +105,7 @@ export function poolDatabase(
         await client.query('ROLLBACK').catch(() => { broken = true; });
         throw err;
       } finally {
+        client.off('error', onError);
         client.release(broken);
       }
     },

@@ -40,8 +40,13 @@ export interface TwilioStandIn {
   close(): Promise<void>;
 }
 
-export async function startTwilioStandIn(): Promise<TwilioStandIn> {
+/**
+ * `otherAccounts`: more account SIDs it answers to (same auth token), so that a test can tell which of several
+ * processes sent a message by the account each was given (`SentMessage.accountSid`).
+ */
+export async function startTwilioStandIn({ otherAccounts = [] }: { otherAccounts?: string[] } = {}): Promise<TwilioStandIn> {
   const accountSid = 'AC' + 'a'.repeat(32);
+  const accounts = new Set([accountSid, ...otherAccounts]);
   const authToken = 'test-token';
   const messages: SentMessage[] = [];
   const failures: Failure[] = [];
@@ -59,8 +64,9 @@ export async function startTwilioStandIn(): Promise<TwilioStandIn> {
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(body));
       };
-      const expected = 'Basic ' + Buffer.from(`${accountSid}:${authToken}`).toString('base64');
-      if (req.headers.authorization !== expected) return reply(401, { code: 20003, message: 'Authenticate', status: 401 });
+      const account = match?.[1] ?? accountSid;
+      const expected = 'Basic ' + Buffer.from(`${account}:${authToken}`).toString('base64');
+      if (!accounts.has(account) || req.headers.authorization !== expected) return reply(401, { code: 20003, message: 'Authenticate', status: 401 });
       if (req.method === 'GET' && match) {
         // Newest first, filtered by recipient, in Twilio's page shape.
         lists.push(req.url ?? '');

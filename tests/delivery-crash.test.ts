@@ -146,7 +146,7 @@ describe.each(backends)('sending once across worker deaths on the %s backends', 
 
   it.runIf(backend === 'real')('recovers a killed worker\'s send within 15 s at the default settings', { timeout: 120_000 }, async () => {
     // Default job lock, send lease and reconciler period: only Twilio's address is set.
-    const twilioOnly = { TWILIO_ACCOUNT_SID: twilio.accountSid, TWILIO_AUTH_TOKEN: twilio.authToken, TWILIO_FROM: '+14155550100', TWILIO_API_URL: twilio.url };
+    const twilioOnly = { TWILIO_ACCOUNT_SID: twilio.accountSid, TWILIO_AUTH_TOKEN: twilio.authToken, TWILIO_FROM: '+14155550100', TWILIO_API_URL: twilio.url, SMS_COUNTRIES: 'US,FR' };
     const iso = isolatedConfig(backend, twilioOnly);
     cleanups.push(() => iso.cleanup());
     const api = await open(iso, 'api');

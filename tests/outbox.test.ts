@@ -99,7 +99,7 @@ describe.each(backends)('the outbox on the %s backends', (backend: BackendName) 
       DATABASE_URL: c.databaseUrl, DATABASE_SCHEMA: c.databaseSchema, REDIS_URL: redis!.url, QUEUE_PREFIX: c.queuePrefix, DATA_DIR: c.dataDir,
       LOG_LEVEL: 'silent', JOB_BACKOFF_MS: '20', SMS_RATE_PER_SECOND: '0', RATE_LIMIT_PUBLIC_PER_MINUTE: '1000000', RATE_LIMIT_MEMBER_PER_MINUTE: '1000000',
       TWILIO_ACCOUNT_SID: twilio.accountSid, TWILIO_AUTH_TOKEN: twilio.authToken, TWILIO_FROM: '+14155550100', TWILIO_API_URL: twilio.url,
-      RECONCILE_EVERY_MS: '500', ...env,
+      SMS_COUNTRIES: 'US,FR', RECONCILE_EVERY_MS: '500', ...env,
     });
     return { config, cleanup: iso.cleanup };
   };

@@ -47,6 +47,8 @@ export const MEMBER_TABLES: Array<{ table: string; column: string; order: string
   { table: 'push_subscriptions', column: 'member_id', order: 'created_at', columns: 'id, member_id, provider, endpoint, expires_at, created_at, last_success_at' },
   // The app's tokens: that they exist and when they were made or revoked; never the secret's hash.
   { table: 'api_keys', column: 'member_id', order: 'created_at', columns: 'id, role, member_id, name, created_at, expires_at, revoked_at, replaced_by' },
+  // The app's signed beacon reports seen (kept a short while to refuse replays): when, not what.
+  { table: 'agent_requests', column: 'member_id', order: 'seen_at', columns: 'member_id, seen_at' },
 ];
 
 /** Everything held about a member, table by table, as stored. */
@@ -97,9 +99,11 @@ export async function eraseMember(db: Database, memberId: string, now: Date): Pr
     await destroyIdentityKey(tx, memberId);
     // The app's tokens go too: nothing is left to sign in as.
     await revokeMemberKeys(tx, memberId, now);
-    for (const table of ['checkins', 'detections', 'visits', 'member_presence', 'member_zone_presence', 'push_subscriptions']) {
+    for (const table of ['checkins', 'detections', 'visits', 'member_presence', 'member_zone_presence', 'push_subscriptions', 'agent_requests']) {
       await tx.query(`DELETE FROM ${table} WHERE member_id = $1`, [memberId]);
     }
+    // Answers kept for Idempotency-Key retries hold decision traces (positions) and push endpoints.
+    await tx.query(`DELETE FROM idempotency_keys WHERE scope = 'member:' || $1`, [memberId]);
     // Traces hold the fix and distances to geofences: both say where the member was.
     await tx.query(`UPDATE decisions SET trace = trace - 'event' - 'evaluation' WHERE member_id = $1`, [memberId]);
     await tx.query(
@@ -144,8 +148,11 @@ export async function purgeUnusedMembers(db: Sql, now: Date, days: number): Prom
         AND m.external_ref IS NULL AND m.tier IS NULL AND m.tags = '{}' AND m.home_store_id IS NULL
         ${unused}
         AND NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.member_id = m.id AND k.replaced_by IS NOT NULL)
-      RETURNING 1`,
+      RETURNING m.id`,
     [new Date(now.getTime() - days * 86_400_000)],
   );
+  if (rows.length > 0) {
+    await db.query(`DELETE FROM idempotency_keys WHERE scope = ANY($1::text[])`, [rows.map((r) => `member:${(r as { id: string }).id}`)]);
+  }
   return rows.length;
 }

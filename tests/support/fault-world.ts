@@ -187,6 +187,7 @@ export async function openFaultWorld(standIn: { otherAccounts?: string[] } = {})
     env: (extra = {}) => ({
       DATABASE_URL: realUrls.databaseUrl!, DATABASE_SCHEMA: schema, QUEUE_PREFIX: queuePrefix,
       TWILIO_ACCOUNT_SID: twilio.accountSid, TWILIO_AUTH_TOKEN: twilio.authToken, TWILIO_FROM: '+14155550100', TWILIO_API_URL: twilio.url,
+      SMS_COUNTRIES: 'US,FR', // the members' numbers are French
       ...extra,
     }),
     async checkinCampaign(gatewayUrl) {

@@ -142,7 +142,8 @@ export const OUTAGE_RETRY_AFTER_S = 2;
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 // 57P01-03: admin shutdown, crash shutdown, cannot connect now; 57014: statement cancelled (statement_timeout);
 // 53300: too many connections; class 08: connection exceptions.
-const PG_UNAVAILABLE = /^(08...|57P0[123]|57014|53300)$/;
+// Includes 25006 (a read-only standby after a failover) and 57P04/57P05 (a database dropped, an idle session ended).
+const PG_UNAVAILABLE = /^(08...|57P0[1-5]|57014|53300|25006)$/;
 const PG_DOWN = /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection closed)/;
 const REDIS_DOWN = /^(Connection is closed|Stream isn't writeable|Reached the max retries per request limit|Command timed out)/;
 

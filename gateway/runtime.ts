@@ -32,6 +32,7 @@ export interface Gateway {
 export async function startGateway(config: Config, options: { now?: () => Date; logStream?: LogStream } = {}): Promise<Gateway> {
   const db = await openDatabase(config);
   let queue: Deps['queue'] | undefined;
+  let reconciler: Reconciler | undefined;
   try {
     await migrate(db);
     queue = await openQueue(config);
@@ -39,7 +40,6 @@ export async function startGateway(config: Config, options: { now?: () => Date; 
     const deps: Deps = { config, db, queue, sms: openSmsSender(config), push, now: options.now ?? (() => new Date()) };
     const app = await buildApp(deps, options.logStream ? { logStream: options.logStream } : {});
     deps.log = app.log;
-    let reconciler: Reconciler | undefined;
     // Closing order: HTTP stops taking requests, then the reconciler and running jobs finish, then the database goes.
     app.addHook('onClose', async () => {
       await reconciler?.stop();
@@ -80,6 +80,7 @@ export async function startGateway(config: Config, options: { now?: () => Date; 
       },
     };
   } catch (err) {
+    await reconciler?.stop().catch(() => {});
     await queue?.close().catch(() => {});
     await db.close().catch(() => {});
     throw err;

@@ -111,9 +111,10 @@ describe.each(backends)('hostile input on the %s backends', (backend) => {
   it("lets free text run over lines (an offer's message), and nothing else", async () => {
     const campaign = (message: string) => ['POST', '/campaigns/validate', { name: 'C', storeId: w.storeA, trigger: { kind: 'checkin' }, offer: { title: 't', message } }] as const;
     expect((await call(...campaign('Coffee\tfree\nwith {code}'))).status).toBe(200);
+    expect((await call(...campaign('Typed on Windows:\r\n{code}'))).status).toBe(200);
     const offer = (message: string) => ({ merchantId: w.partner, title: 't', message, faceValue: 1, validFrom: '2026-01-01T00:00:00Z', validTo: '2027-01-01T00:00:00Z' });
     expect((await call('POST', '/alliance-offers', offer('Two\nlines {code}'))).status).toBe(201);
-    for (const c of ['\u0000', '\r', '\u0007', '\u007f']) {
+    for (const c of ['\u0000', '\u000b', '\u0007', '\u007f']) {
       const res = await call(...campaign(`Coffee${c}{code}`));
       expect([res.status, res.body.error.details.issues[0].field]).toEqual([400, 'body/offer/message']);
       expect((await call('POST', '/alliance-offers', offer(`x${c}{code}`))).status).toBe(400);

@@ -27,6 +27,9 @@ export function readMigrations(dir = migrationsDir): Migration[] {
 /** Applies pending migrations; returns the versions it applied. Safe to run from many processes at once. */
 export async function migrate(db: Database, migrations = readMigrations()): Promise<number[]> {
   return db.transaction(async (tx) => {
+    // A migration (or the wait for another process's) may run past DATABASE_STATEMENT_TIMEOUT_MS, which is for
+    // requests; the client's DATABASE_QUERY_TIMEOUT_MS still bounds each file.
+    await tx.query('SET LOCAL statement_timeout = 0');
     // Concurrent starters queue here; the loser then sees the winner's rows and applies nothing.
     await tx.query(`SELECT pg_advisory_xact_lock(hashtext(current_schema()))`);
     await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -134,9 +134,10 @@ SELECT c.n, c.found,
 /**
  * SQLSTATE classes of errors that are not about the statement itself: the connection (08), the server's resources
  * (53), its state or an operator (57: shutdown, a cancelled or timed-out statement), the system (58) and the server's
- * own faults (XX). A batch failing so is not retried request by request: that would only multiply the load.
+ * own faults (XX), and a read-only standby after a failover (25006). A batch failing so is not retried request by
+ * request: that would only multiply the load.
  */
-const NOT_THE_STATEMENT = /^(08|53|57|58|XX)/;
+const NOT_THE_STATEMENT = /^(08|53|57|58|XX|25006)/;
 
 /** Whether PostgreSQL answered the statement with an error of the statement's own (so it kept nothing of it). */
 const refusedByServer = (err: unknown): boolean => {

@@ -5,7 +5,7 @@
 // - text holds no control character (C0, U+0000-U+001F, and DEL). PostgreSQL refuses a NUL in text, and one
 //   request's NUL would fail a whole statement that carries other requests (a batch of tills' redemptions);
 //   none of them belongs in a name, a reference or an id. Free text (an offer's message) marked with FREE_TEXT
-//   may hold tabs and newlines.
+//   may hold tabs and line ends.
 // - a number is finite. JSON bodies cannot carry Infinity, but a query string's "1e999" coerces to it, and ajv
 //   checks minimum and maximum only of finite numbers.
 import { Ajv, type Options } from 'ajv';
@@ -18,14 +18,15 @@ export const FREE_TEXT = 'x-free-text';
 
 // eslint-disable-next-line no-control-regex -- finding control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f]/;
-// eslint-disable-next-line no-control-regex -- as above, tab and newline left out
-const CONTROL_IN_TEXT = /[\u0000-\u0008\u000b-\u001f\u007f]/;
+/** Control characters that free text refuses: all but tab, line feed and carriage return (a line typed on Windows). */
+// eslint-disable-next-line no-control-regex -- as above, tab and line ends left out
+export const CONTROL_IN_TEXT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
 /** The check of one string schema: free text may hold tabs and newlines, any other string no control character. */
 function printable(_schema: boolean, parent: Record<string, unknown>) {
   const text = parent[FREE_TEXT] === true;
   const refused = text ? CONTROL_IN_TEXT : CONTROL;
-  const message = text ? 'must not contain control characters other than tab and newline' : 'must not contain control characters';
+  const message = text ? 'must not contain control characters other than tab and line ends' : 'must not contain control characters';
   const check = (data: string): boolean => {
     if (!refused.test(data)) return true;
     check.errors = [{ keyword: 'printable', message, params: {} }];

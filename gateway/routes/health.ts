@@ -31,14 +31,25 @@ const health: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps }) 
     config: { access: { public: 'readiness probe' }, rateLimit: false },
     schema: {
       tags: ['health'],
-      summary: 'Ready only when the database and the queue answer; 503 SHUTTING_DOWN from the moment the process is told to stop',
-      response: { 200: Type.Object({ status: Type.Literal('ready'), database: Type.String(), queue: Type.String() }), ...errors(503) },
+      summary: 'Ready when the database answers (the queue only wakes workers: without it the gateway still takes requests, '
+        + 'status "degraded"); 503 NOT_READY without the database, 503 SHUTTING_DOWN from the moment the process is told to stop',
+      response: {
+        200: Type.Object({
+          status: Type.Union([Type.Literal('ready'), Type.Literal('degraded')]),
+          database: Type.String(),
+          queue: Type.String(),
+          failures: Type.Optional(Type.Array(Type.String())),
+        }),
+        ...errors(503),
+      },
     },
   }, async () => {
-    const failures = (await Promise.all([probe('database', () => deps.db.ping()), probe('queue', () => deps.queue.ping())])).filter(
-      (f): f is string => f !== null,
-    );
-    if (failures.length > 0) throw new AppError('NOT_READY', failures.join('; '), { failures });
+    const [database, queue] = await Promise.all([probe('database', () => deps.db.ping()), probe('queue', () => deps.queue.ping())]);
+    // Without the database nothing can be accepted. Without Redis, check-ins, uploads and reports are still
+    // committed and answered (the reconciler queues their offers once it is back): taking the gateway out of a
+    // load balancer then would refuse what it can take, and keep agents backing off.
+    if (database) throw new AppError('NOT_READY', [database, queue].filter(Boolean).join('; '), { failures: [database, queue].filter(Boolean) });
+    if (queue) return { status: 'degraded' as const, database: deps.db.kind, queue: deps.queue.kind, failures: [queue] };
     return { status: 'ready' as const, database: deps.db.kind, queue: deps.queue.kind };
   });
 };

@@ -11,7 +11,7 @@ import { STATUS_CALLBACK_PATH } from '../sms/open.js';
 import { checkWebhookParams, type FormParams } from '../sms/webhook-params.js';
 import type { Deps } from '../domain/deps.js';
 import { AppError } from '../errors.js';
-import { Strict, errors } from '../http/schemas.js';
+import { FreeText, Strict, errors } from '../http/schemas.js';
 
 const escapeXml = (s: string) => s.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
 const twiml = (reply: string | null) =>
@@ -80,7 +80,7 @@ const inbound: FastifyPluginAsyncTypebox<{ deps: Deps }> = async (app, { deps })
       schema: {
         tags: ['consent'],
         summary: 'Embedded default only: simulate an SMS from a member (e.g. YES, STOP); the reply goes to the outbox',
-        body: Strict({ from: Type.String({ minLength: 1, maxLength: 20 }), body: Type.String({ maxLength: 1600 }) }),
+        body: Strict({ from: Type.String({ minLength: 1, maxLength: 20 }), body: FreeText({ maxLength: 1600 }) }),
         response: { 200: Type.Object({ reply: Type.Union([Type.String(), Type.Null()]) }) },
       },
     }, async (req) => {

@@ -3,6 +3,7 @@
 // same string (MessageSid=SMx&MessagingServiceSid=MGy signs exactly as MessageSid=SMxMessagingServiceSidMGy).
 // A body that passes the signature is believed only if every parameter has the shape Twilio gives it.
 import { invalid, type Issue } from '../errors.js';
+import { CONTROL_IN_TEXT } from '../http/validation.js';
 
 /** A parsed form body: a repeated key becomes an array (and is refused here). */
 export type FormParams = Record<string, string | string[]>;
@@ -15,11 +16,12 @@ export const TWILIO_MESSAGE_STATUSES: ReadonlySet<string> = new Set([
 
 const MESSAGE_SID = /^(SM|MM)[0-9a-f]{32}$/;
 const SERVICE_SID = /^MG[0-9a-f]{32}$/;
-const E164 = /^\+[1-9]\d{1,14}$/;
+// A member's number is E.164; the programme's own may also be a short code (SMS_SENDER_TYPE=short_code).
+const NUMBER = /^(\+[1-9]\d{1,14}|\d{3,8})$/;
 const ERROR_CODE = /^\d{1,6}$/;
-// C0 controls and DEL, except tab, line feed and carriage return, which a member's text may hold.
-// eslint-disable-next-line no-control-regex -- finding control characters is the point
-const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+// C0 controls and DEL, except tab, line feed and carriage return, which a member's text may hold: free text's rule.
+const CONTROL = CONTROL_IN_TEXT;
+const CONTROLS = new RegExp(CONTROL_IN_TEXT.source, 'g');
 
 type Check = (value: string) => string | null;
 const matches = (pattern: RegExp, what: string): Check => (v) => (pattern.test(v) ? null : `must be ${what}`);
@@ -32,7 +34,7 @@ function shapes(accountSid: string): Record<string, Check> {
     MessageSid: sid, SmsSid: sid, SmsMessageSid: sid,
     AccountSid: (v) => (v === accountSid ? null : 'must be our Twilio account'),
     MessagingServiceSid: matches(SERVICE_SID, 'a messaging service sid'),
-    From: matches(E164, 'an E.164 phone number'), To: matches(E164, 'an E.164 phone number'),
+    From: matches(NUMBER, 'a phone number (E.164) or a short code'), To: matches(NUMBER, 'a phone number (E.164) or a short code'),
     MessageStatus: status, SmsStatus: status,
     ErrorCode: matches(ERROR_CODE, 'a Twilio error code (digits)'),
   };
@@ -52,6 +54,11 @@ export function checkWebhookParams<R extends string>(
     const field = `body/${name}`;
     if (typeof value !== 'string') {
       issues.push({ field, problem: 'is repeated; Twilio sends each parameter once' });
+      continue;
+    }
+    // What the member typed is never refused (a STOP must not be lost): stray control characters are dropped from it.
+    if (name === 'Body' && !CONTROL.test(name)) {
+      out[name] = value.replace(CONTROLS, '');
       continue;
     }
     const problem = CONTROL.test(name) || CONTROL.test(value) ? 'holds a control character' : Object.hasOwn(shape, name) ? shape[name]!(value) : null;

@@ -106,6 +106,21 @@ describe.each(backends)('sending once across worker deaths on the %s backends', 
     expect(offersTo(phone)).toHaveLength(1);
   });
 
+  it('records, never marks failed, a last attempt that got no answer from Twilio while Twilio took the message', async () => {
+    // One attempt only, and a Twilio client that gives up after 1 s (2/3 of the lease) while Twilio holds its answer.
+    const iso = isolatedConfig(backend, { ...env(), JOB_ATTEMPTS: '1', SEND_LEASE_MS: '1500', RECONCILE_EVERY_MS: '300' });
+    cleanups.push(() => iso.cleanup());
+    const gw = await open(iso, 'all');
+    const { memberId, phone } = await setUp(gw);
+    const hold = twilio.holdNext(phone, /Code: [0-9A-Z]{13}/); // the offer, not the consent texts
+    const deliveryId = await checkin(gw, memberId);
+    const accepted = await hold.accepted;
+    // The reconciler takes the expired claim and asks Twilio, which has the message: sent, once.
+    const d = await settled(gw, deliveryId);
+    expect(d).toMatchObject({ status: 'sent', providerId: accepted.sid, statusReason: 'RECOVERED_AFTER_CRASH' });
+    expect(offersTo(phone)).toHaveLength(1);
+  });
+
   /** A worker of its own process, on the same PostgreSQL and Redis; resolves once it runs. */
   const spawnWorker = async (iso: Isolated, extraEnv: Record<string, string>) => {
     const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'gateway/server.ts'], {

@@ -173,13 +173,16 @@ export async function sendSmsJob(deps: Deps, { deliveryId }: { deliveryId: strin
     const e = err instanceof SmsSendError ? err : new SmsSendError(String(err), true);
     // The carrier says the member unsubscribed (by replying STOP to it): that is a withdrawal for us too.
     if (e.code === '21610') await recordCarrierOptOut(deps, row.member_id, now);
+    // No answer: the message may have gone out, so it is not 'failed'. The claim is kept: the retry (after the last
+    // attempt, the reconciler's pass over expired claims) waits for its lease to end and asks the carrier first.
+    if (e.retryable && e.maybeSent) {
+      if (ctx.attempt >= ctx.maxAttempts) throw new TerminalJobError(e.message, e.code);
+      throw e;
+    }
     if (!e.retryable || ctx.attempt >= ctx.maxAttempts) {
       await finish(db, row.id, 'failed', { reason: e.message, errorCode: e.code });
       throw new TerminalJobError(e.message, e.code);
     }
-    // No answer: the message may have gone out. The claim is kept, so the retry waits for its lease to end and
-    // asks the carrier before sending again.
-    if (e.maybeSent) throw e;
     // The carrier answered, with a refusal worth retrying: nothing went out, the claim is given back.
     await releaseClaim(db, row.id, e);
     throw e;

@@ -29,7 +29,7 @@ interface Window {
  * Records one act of the subject if every window has room, and returns null; else the seconds until one has.
  * Runs in the caller's transaction: rolled back with it, the act is not counted.
  */
-async function take(tx: Sql, kind: LimitedAct, subject: Buffer, windows: readonly Window[], now: Date): Promise<number | null> {
+async function take(tx: Sql, kind: LimitedAct, subject: Buffer, windows: readonly Window[], now: Date, ref?: string): Promise<number | null> {
   await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [lockKey(subject)]);
   const longest = Math.max(...windows.map((w) => w.ms));
   const rows = await tx.query<{ at: Date }>(
@@ -43,7 +43,7 @@ async function take(tx: Sql, kind: LimitedAct, subject: Buffer, windows: readonl
     if (inWindow.length >= w.max) waitMs = Math.max(waitMs, inWindow[w.max - 1]!.at.getTime() + w.ms - now.getTime());
   }
   if (waitMs > 0) return Math.max(1, Math.ceil(waitMs / 1000));
-  await tx.query('INSERT INTO limit_events (kind, subject, at) VALUES ($1, $2, $3)', [kind, subject, now]);
+  await tx.query('INSERT INTO limit_events (kind, subject, ref, at) VALUES ($1, $2, $3, $4)', [kind, subject, ref ?? null, now]);
   return null;
 }
 
@@ -58,11 +58,11 @@ function smsLimit(seconds: number, why: string): AppError {
  * Takes one sign-up code for the number, in the sign-up's transaction: within the number's hourly and daily
  * limits, and within this hour's budget of verification texts. Throws SMS_LIMIT otherwise.
  */
-export async function takeSignupCode(tx: Sql, limits: SignupLimits, phone: string, now: Date): Promise<void> {
+export async function takeSignupCode(tx: Sql, limits: SignupLimits, phone: string, signupId: string, now: Date): Promise<void> {
   const wait = await take(tx, 'signup_code', subjectOf(`phone:${phone}`), [
     { ms: HOUR_MS, max: limits.codesPerNumberPerHour },
     { ms: DAY_MS, max: limits.codesPerNumberPerDay },
-  ], now);
+  ], now, signupId);
   if (wait !== null) throw smsLimit(wait, 'too many sign-up codes for this number');
   const hour = hourOf(now);
   const [used] = await tx.query(
@@ -71,6 +71,12 @@ export async function takeSignupCode(tx: Sql, limits: SignupLimits, phone: strin
     [hour, limits.codesPerHour],
   );
   if (!used) throw smsLimit(Math.ceil((hour.getTime() + HOUR_MS - now.getTime()) / 1000), 'the hourly budget of sign-up codes is spent');
+}
+
+/** Gives back the code taken for a sign-up whose text could not be queued: it counts against neither the number nor the hour. */
+export async function returnSignupCode(db: Sql, signupId: string, takenAt: Date): Promise<void> {
+  await db.query(`DELETE FROM limit_events WHERE kind = 'signup_code' AND ref = $1`, [signupId]);
+  await db.query('UPDATE signup_code_hours SET used = used - 1 WHERE hour = $1 AND used > 0', [hourOf(takenAt)]);
 }
 
 /** Counts a sign-up refused by a limit, for administrators (outside the refused sign-up's transaction). */

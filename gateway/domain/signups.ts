@@ -3,14 +3,14 @@
 // public sign-up cannot be used to find out who is enrolled.
 import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Database, Sql } from '../db/database.js';
-import { AppError } from '../errors.js';
+import { AppError, OUTAGE_RETRY_AFTER_S } from '../errors.js';
 import { issueApiKey } from './api-keys.js';
 import type { Deps } from './deps.js';
 import { createMember, normalizePhone, type Member } from './members.js';
 import { TerminalJobError } from '../queue/jobs.js';
 import { COUNTRY_NOT_ALLOWED, mayText } from '../sms/countries.js';
 import { SmsSendError } from '../sms/sender.js';
-import { countRefusedCode, takeSignupCode, takeSignupWithoutPhone } from './limits.js';
+import { countRefusedCode, returnSignupCode, takeSignupCode, takeSignupWithoutPhone } from './limits.js';
 
 export const SIGNUP_TTL_MS = 15 * 60_000;
 export const SIGNUP_MAX_ATTEMPTS = 5;
@@ -32,7 +32,7 @@ export async function startSignup(deps: Deps, input: { phone: string; timeZone: 
   const signupId = randomUUID();
   try {
     await deps.db.transaction(async (tx) => {
-      await takeSignupCode(tx, deps.config.signupLimits, phone, now);
+      await takeSignupCode(tx, deps.config.signupLimits, phone, signupId, now);
       const [taken] = await tx.query('SELECT 1 FROM members WHERE phone_e164 = $1', [phone]);
       const hash = hashOf(signupId, code);
       await tx.query(
@@ -45,7 +45,16 @@ export async function startSignup(deps: Deps, input: { phone: string; timeZone: 
     throw err;
   }
   // Queued alike: the job finds no code to send for an enrolled number.
-  await deps.queue.enqueue('sms.code', { signupId, text: `${deps.config.programName}: your sign-up code is ${code}. It expires in 15 minutes.` });
+  try {
+    await deps.queue.enqueue('sms.code', { signupId, text: `${deps.config.programName}: your sign-up code is ${code}. It expires in 15 minutes.` });
+  } catch (err) {
+    // The code exists only in the job (the row keeps its hash): without the queue it can never be sent. The sign-up
+    // is undone, so the retry the 503 asks for costs the number none of its codes.
+    await deps.db.query('DELETE FROM member_signups WHERE id = $1', [signupId]);
+    await returnSignupCode(deps.db, signupId, now);
+    deps.log?.warn({ err }, 'sign-up code could not be queued; the sign-up was undone');
+    throw new AppError('QUEUE_UNAVAILABLE', 'the queue is unavailable; try again shortly', { retryAfterSeconds: OUTAGE_RETRY_AFTER_S });
+  }
   return { signupId, expiresAt: expiresAt.toISOString() };
 }
 

@@ -34,7 +34,7 @@ export interface TwilioStandIn {
    * sender is left waiting, as one whose process dies after Twilio took the message would be.
    * `accepted` resolves when it arrives.
    */
-  holdNext(to: string): { accepted: Promise<SentMessage> };
+  holdNext(to: string, body?: RegExp): { accepted: Promise<SentMessage> };
   /** Requests to list messages, as the client sent them (path and query). */
   lists: string[];
   close(): Promise<void>;
@@ -50,7 +50,7 @@ export async function startTwilioStandIn({ otherAccounts = [] }: { otherAccounts
   const authToken = 'test-token';
   const messages: SentMessage[] = [];
   const failures: Failure[] = [];
-  const holds = new Map<string, (m: SentMessage) => void>();
+  const holds = new Map<string, { resolve: (m: SentMessage) => void; body?: RegExp }>();
   const lists: string[] = [];
   const held = new Set<http.ServerResponse>();
   let seq = 0;
@@ -95,10 +95,10 @@ export async function startTwilioStandIn({ otherAccounts = [] }: { otherAccounts
         dateCreated: new Date(),
       });
       const hold = holds.get(form.get('To') ?? '');
-      if (hold) {
+      if (hold && (!hold.body || hold.body.test(form.get('Body') ?? ''))) {
         holds.delete(form.get('To') ?? '');
         held.add(res);
-        return hold(messages[messages.length - 1]!);
+        return hold.resolve(messages[messages.length - 1]!);
       }
       reply(201, { sid, account_sid: match[1], to: form.get('To'), body: form.get('Body'), status: 'queued' });
     });
@@ -111,7 +111,7 @@ export async function startTwilioStandIn({ otherAccounts = [] }: { otherAccounts
     authToken,
     messages,
     failNext: (...f) => failures.push(...f),
-    holdNext: (to) => ({ accepted: new Promise<SentMessage>((resolve) => holds.set(to, resolve)) }),
+    holdNext: (to, body) => ({ accepted: new Promise<SentMessage>((resolve) => holds.set(to, { resolve, body })) }),
     lists,
     close: () => new Promise((resolve) => {
       for (const res of held) res.destroy();

@@ -240,4 +240,23 @@ describe.each(backends)('SMS and sign-up limits on the %s backends', (backend) =
     const token = await gw.app.inject({ method: 'GET', url: `/members/${unused.id}`, headers: as(unused.appToken) });
     expect(token.statusCode).toBe(401);
   });
+  it('undoes a sign-up whose code could not be queued (503 QUEUE_UNAVAILABLE), so its retries cost the number no code', async () => {
+    clock = new Date(NOW.getTime() + 40 * DAY);
+    const phone = '+14155550401';
+    const queue = gw.deps.queue;
+    const enqueue = queue.enqueue;
+    queue.enqueue = async () => { throw new Error('Connection is closed.'); };
+    try {
+      for (let i = 0; i < 4; i++) {
+        const refused = await signup({ phone });
+        expect([refused.status, refused.body.error.code, refused.retryAfter]).toEqual([503, 'QUEUE_UNAVAILABLE', '2']);
+      }
+    } finally {
+      queue.enqueue = enqueue;
+    }
+    expect(await gw.deps.db.query('SELECT 1 FROM member_signups WHERE phone_e164 = $1', [phone])).toEqual([]);
+    // The queue back: the number still has its 3 codes of the hour.
+    expect((await Promise.all([1, 2, 3, 4].map(() => signup({ phone })))).map((a) => a.status).sort()).toEqual([202, 202, 202, 429]);
+    await eventually(async () => (codesTo(phone).length >= 3 ? true : undefined));
+  });
 });

@@ -233,7 +233,8 @@ function enqueueDelivery(deps: Deps, d: { id: string; channel: 'sms' | 'push' })
 
 /** A waiting delivery held until `at` (quiet hours, a Retry-After): the reconciler leaves it alone until then. */
 export async function holdUntil(db: Sql, id: string, at: Date): Promise<void> {
-  await db.query(`UPDATE deliveries SET not_before = $2 WHERE id = $1 AND status = 'queued'`, [id, at]);
+  // Also on a claimed row about to be given back, so that no reconciler pass sees it waiting without its hold.
+  await db.query(`UPDATE deliveries SET not_before = $2 WHERE id = $1 AND status IN ('queued', 'sending')`, [id, at]);
 }
 
 /** Programme messages (opt-in request and the like) go to the member's number, if they still have one. */

@@ -131,8 +131,9 @@ export async function sendPushJob(deps: Deps, { deliveryId }: { deliveryId: stri
     if (now.getTime() + waitMs >= row.fresh_until.getTime()) {
       return dropStale(db, row.id, now, retry.code);
     }
-    await releaseClaim(db, row.id, retry);
+    // Held before the claim is given back: a reconciler pass in between would otherwise queue it at once.
     await holdUntil(db, row.id, new Date(now.getTime() + waitMs));
+    await releaseClaim(db, row.id, retry);
     const at = Date.now() + waitMs;
     await deps.queue.enqueue('push.send', { deliveryId }, { jobId: `push-${deliveryId}@retry-${at}`, delayMs: waitMs });
     return;

@@ -74,6 +74,12 @@ describe.skipIf(!realUrls.databaseUrl)('draining on SIGTERM', () => {
     expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
     expect(await refused.json()).toMatchObject({ error: { code: 'SHUTTING_DOWN' } });
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    // Twilio's webhooks still reach their route (here refused for want of a signature), never SHUTTING_DOWN:
+    // Twilio does not send an inbound STOP again.
+    const webhook = await fetch(`${url}/webhooks/twilio/sms`, {
+      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'From=%2B14155550100&Body=STOP',
+    });
+    expect([webhook.status, ((await webhook.json()) as { error: { code: string } }).error.code]).toEqual([403, 'SIGNATURE_INVALID']);
 
     await holder.query('COMMIT');
     const done = await inFlight;

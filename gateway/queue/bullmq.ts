@@ -98,9 +98,11 @@ export async function bullmqQueue(redisUrl: string, prefix: string, policy: Retr
       await producer.ping();
     },
     async close() {
-      await Promise.all(workers.map((w) => w.close()));
-      await queue.close();
-      await pacedQueue.close();
+      // Closing goes on whatever a step says: a command cut off by the close ("Connection is closed") is no failure
+      // of it, and the connections below must be released in any case.
+      await Promise.all(workers.map((w) => w.close().catch(() => {})));
+      await queue.close().catch(() => {});
+      await pacedQueue.close().catch(() => {});
       // BullMQ leaves connections it was handed to their owner.
       for (const c of [...workerConnections, connection, producer]) await c.quit().catch(() => c.disconnect());
     },

@@ -3,23 +3,24 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolatedConfig, type Isolated } from './support/backends.js';
 import { asMember, startGateway, type TestGateway } from './support/gateway.js';
-import { startOwnRedis, type OwnRedis } from './support/own-redis.js';
+import { redisOfOwn, type RedisProcess } from './support/fault-processes.js';
 
 describe('a Redis that stops answering', () => {
-  let redis: OwnRedis;
+  let redis: RedisProcess;
   let iso: Isolated;
   let gw: TestGateway;
 
   beforeAll(async () => {
-    redis = await startOwnRedis();
+    redis = await redisOfOwn();
+    await redis.start();
     iso = isolatedConfig('embedded', { REDIS_URL: redis.url, ROLE: 'api', RATE_LIMIT_MEMBER_PER_MINUTE: '1000' });
     gw = await startGateway(iso.config);
   }, 90_000);
 
   afterAll(async () => {
-    redis.thaw();
+    redis?.thaw();
     await gw?.close();
-    await redis.stop();
+    await redis.kill();
     await iso.cleanup();
   });
 

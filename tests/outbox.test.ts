@@ -1,11 +1,6 @@
 // PostgreSQL is the record, the queue only wakes workers: a delivery committed as 'queued' is sent, or dropped
 // as stale and counted, whatever became of its job, with no process restarted. On the real backends the queue
 // is a Redis of this test's own, stopped and started again empty; on the embedded one the enqueue fails.
-import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../gateway/config.js';
@@ -14,76 +9,29 @@ import { startGateway, type Gateway } from './support/gateway.js';
 import { backends, eventually, isolatedConfig, type BackendName, type Isolated } from './support/backends.js';
 import { grantConsents } from './support/consent.js';
 import { daytimeZone } from './support/daytime.js';
+import { redisOfOwn, type RedisProcess } from './support/fault-processes.js';
 import { startTwilioStandIn, type TwilioStandIn } from './support/twilio-standin.js';
 
 const STORE_AT = { lat: 48.8584, lon: 2.2945 };
 
-/** A redis-server of the test's own, without persistence: stopped, it comes back empty. */
-class OwnRedis {
-  private constructor(readonly port: number, private readonly pidFile: string) {}
-
-  static async start(): Promise<OwnRedis> {
-    const port = await new Promise<number>((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
-    const r = new OwnRedis(port, path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'redis-')), 'redis.pid'));
-    await r.up();
-    return r;
-  }
-
-  get url() {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  async up() {
-    const res = spawnSync('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', this.pidFile]);
-    if (res.status !== 0) throw new Error(`redis-server did not start: ${res.stderr}`);
-    await eventually(async () => {
-      const c = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      c.on('error', () => {});
-      try {
-        await c.connect();
-        return (await c.ping()) === 'PONG' ? true : undefined;
-      } catch {
-        return undefined;
-      } finally {
-        c.disconnect();
-      }
-    });
-  }
-
-  /** SIGKILL: everything it held is gone. */
-  async down() {
-    const pid = Number(fs.readFileSync(this.pidFile, 'utf8'));
-    process.kill(pid, 'SIGKILL');
-    await eventually(async () => {
-      try {
-        process.kill(pid, 0);
-        return undefined;
-      } catch {
-        return true;
-      }
-    });
-  }
-}
-
 describe.each(backends)('the outbox on the %s backends', (backend: BackendName) => {
   let twilio: TwilioStandIn;
-  let redis: OwnRedis | undefined;
+  /** A Redis of the test's own, without persistence: killed, it comes back empty. */
+  let redis: RedisProcess | undefined;
   let phoneSeq = 0;
   const cleanups: Array<() => Promise<void>> = [];
 
   beforeAll(async () => {
     twilio = await startTwilioStandIn();
-    if (backend === 'real') redis = await OwnRedis.start();
+    if (backend === 'real') {
+      redis = await redisOfOwn();
+      await redis.start();
+    }
   });
   afterAll(async () => {
     for (const c of cleanups.reverse()) await c().catch(() => {});
     await twilio?.close();
-    await redis?.down().catch(() => {});
+    await redis?.kill().catch(() => {});
   });
 
   /** A config on the test's own Redis (real backends), reconciling twice a second. */
@@ -161,7 +109,7 @@ describe.each(backends)('the outbox on the %s backends', (backend: BackendName) 
     const gw = await open(iso, 'all');
     await store(gw);
     const m = await member(gw);
-    await redis!.down();
+    await redis!.kill();
     try {
       const t0 = Date.now();
       const res = await checkin(gw, m.memberId);
@@ -174,11 +122,11 @@ describe.each(backends)('the outbox on the %s backends', (backend: BackendName) 
       expect(await statusOf(gw, id)).toBe('queued');
       await new Promise((r) => setTimeout(r, 1500));
       expect(offersTo(m.phone)).toHaveLength(0);
-      await redis!.up(); // empty
+      await redis!.start(); // empty
       await eventually(async () => ((await statusOf(gw, id)) === 'sent' ? true : undefined), 30_000);
       expect(offersTo(m.phone)).toHaveLength(1);
     } finally {
-      await redis!.up().catch(() => {});
+      await redis!.start().catch(() => {});
     }
   });
 
@@ -195,8 +143,8 @@ describe.each(backends)('the outbox on the %s backends', (backend: BackendName) 
       expect(res.body.decisions[0].outcome).toBe('offer_queued');
       return res.body.deliveryIds[0] as string;
     }));
-    await redis!.down();
-    await redis!.up(); // empty: every job and the retention schedule are gone
+    await redis!.kill();
+    await redis!.start(); // empty: every job and the retention schedule are gone
     const settled = await eventually(async () => {
       const rows = await worker.deps.db.query<{ id: string; status: string; status_reason: string | null }>(
         'SELECT id, status, status_reason FROM deliveries WHERE id = ANY($1::uuid[])', [ids]);

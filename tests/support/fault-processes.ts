@@ -111,10 +111,13 @@ export async function spawnGateway(name: string, env: Record<string, string>, po
 export interface RedisProcess {
   readonly url: string;
   readonly port: number;
-  /** Starts it, empty (no RDB, no AOF), and waits until it answers PING. */
+  /** Starts it, empty (no RDB, no AOF), and waits until it answers PING; nothing when it runs already. */
   start(): Promise<void>;
   /** SIGKILL: everything it held is gone. */
   kill(): Promise<void>;
+  /** SIGSTOP: connections stay open and nothing answers, as in a partition. */
+  freeze(): void;
+  thaw(): void;
 }
 
 /** A Redis of the test's own, on a free port, holding nothing on disk: a restart is a restart empty. */
@@ -136,6 +139,7 @@ export async function redisOfOwn(): Promise<RedisProcess> {
     url: `redis://127.0.0.1:${port}`,
     port,
     async start() {
+      if (proc?.alive()) return; // running already: a second one could not take the port
       proc = spawnProcess(`redis:${port}`, 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {});
       const until = Date.now() + 10_000;
       while (!(await ping())) {
@@ -146,6 +150,8 @@ export async function redisOfOwn(): Promise<RedisProcess> {
     async kill() {
       await proc?.kill('SIGKILL');
     },
+    freeze: () => void proc?.child.kill('SIGSTOP'),
+    thaw: () => void proc?.child.kill('SIGCONT'),
   };
 }
 
